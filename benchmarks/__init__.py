@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks; each writes ``benchmarks/results/<name>-<device>.json``."""

@@ -1,0 +1,80 @@
+"""Shared helpers for benchmarks: device naming, timing medians and the result JSON."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def device_name() -> str:
+    """'cpu', or 'gpu-<model>' such as 'gpu-h100' for the first accelerator."""
+    dev = jax.devices()[0]
+    if dev.platform == "cpu":
+        return "cpu"
+    kind = dev.device_kind.lower()
+    for model in ("h200", "h100", "a100", "v100", "l4", "t4"):
+        if model in kind:
+            return f"{dev.platform}-{model}"
+    return f"{dev.platform}-{kind.replace(' ', '_')}"
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=pathlib.Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time in seconds of ``fn()``; results are blocked on so async dispatch is timed."""
+    for _ in range(warmup):
+        jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def write_result(
+    name: str,
+    *,
+    config: dict,
+    metrics: dict,
+    peers: dict | None = None,
+    command: str | None = None,
+) -> pathlib.Path:
+    """Writes ``benchmarks/results/<name>-<device>.json`` with the standard keys; returns its path."""
+    device = device_name()
+    record = {
+        "name": name,
+        "device": device,
+        "device_kind": jax.devices()[0].device_kind,
+        "num_devices": jax.device_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "jax_version": jax.__version__,
+        "git_sha": git_sha(),
+        "command": command or "python -m " + " ".join([f"benchmarks.{name}", *sys.argv[1:]]),
+        "config": config,
+        "metrics": metrics,
+        "peers": peers or {},
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}-{device}.json"
+    path.write_text(json.dumps(record, indent=2, sort_keys=False, default=float) + "\n")
+    return path

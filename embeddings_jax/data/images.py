@@ -1,0 +1,58 @@
+"""MNIST-format image datasets (MNIST, Fashion-MNIST) from their original IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import pathlib
+
+import numpy as np
+
+from embeddings_jax.data import registry
+
+IMAGE_DATASETS = ("mnist", "fashion_mnist")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)
+MNIST_CLASSES = tuple(str(i) for i in range(10))
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | pathlib.Path) -> np.ndarray:
+    """Reads an IDX file (optionally gzipped) into an array of its declared shape and dtype."""
+    path = pathlib.Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
+    ndim = data[3]
+    dims = np.frombuffer(data, ">u4", count=ndim, offset=4).astype(int)
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    expected = 4 + 4 * ndim + int(np.prod(dims)) * dtype.itemsize
+    if len(data) != expected:
+        raise ValueError(f"{path} is truncated or corrupt: {len(data)} bytes, expected {expected}")
+    return np.frombuffer(data, dtype, offset=4 + 4 * ndim).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def load_mnist(split: str = "train", dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of MNIST or Fashion-MNIST.
+
+    Returns:
+      images: uint8 [N, 28, 28] (N = 60,000 train or 10,000 test), labels: int32 [N] in 0..9.
+    """
+    if dataset not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image dataset {dataset!r}; choose one of {IMAGE_DATASETS}")
+    prefix = {"train": "train", "test": "t10k"}.get(split)
+    if prefix is None:
+        raise ValueError(f"unknown split {split!r}; MNIST-format datasets have 'train' and 'test'")
+    images = read_idx(registry.fetch(dataset, f"{prefix}-images-idx3-ubyte.gz"))
+    labels = read_idx(registry.fetch(dataset, f"{prefix}-labels-idx1-ubyte.gz")).astype(np.int32)
+    if len(images) != len(labels):
+        raise ValueError(f"{dataset}/{split}: {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    return FASHION_MNIST_CLASSES if dataset == "fashion_mnist" else MNIST_CLASSES

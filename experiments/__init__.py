@@ -1,0 +1,1 @@
+"""Paper-style experiments. Each module defines ``get_config(arg)`` and ``run(config, workdir)``."""
