@@ -5,6 +5,7 @@ Thin on purpose: it finds the experiment module, builds its config and calls ``r
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import pathlib
@@ -14,19 +15,25 @@ import sys
 import experiments
 from embeddings_jax.config import apply_overrides
 
-USAGE = __doc__.splitlines()[0].strip("`")
+USAGE = __doc__.splitlines()[0].rstrip(".").strip("`")
 
 
 def available_experiments() -> dict[str, str]:
-    """Experiment name -> first line of its module docstring."""
+    """Experiment name -> first line of its module docstring.
+
+    Read from the source without importing it, so listing stays fast and one experiment's
+    optional dependencies never break another.
+    """
     found = {}
     for info in pkgutil.iter_modules(experiments.__path__):
-        if info.name.startswith("_"):
+        path = pathlib.Path(info.module_finder.path) / f"{info.name}.py"
+        if info.name.startswith("_") or not path.exists():
             continue
-        module = importlib.import_module(f"experiments.{info.name}")
-        if hasattr(module, "get_config") and hasattr(module, "run"):
-            found[info.name] = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
-    return dict(sorted(found.items()))
+        tree = ast.parse(path.read_text())
+        functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        if {"get_config", "run"} <= functions:
+            found[info.name] = (ast.get_docstring(tree) or "").strip().splitlines()[0:1]
+    return {name: (doc[0] if doc else "") for name, doc in sorted(found.items())}
 
 
 def parse_args(argv: list[str]) -> tuple[str, str | None, list[str], str | None]:

@@ -158,7 +158,7 @@ def run(config, workdir: str) -> dict:
 
     metrics = evaluate(model, params, x_test, config, jax.random.PRNGKey(config.seed + 1))
     figures = _plots(model, params, config, x_test, y_test, workdir)
-    key = f"{config.dataset}_test"
+    key = f"{config.dataset.replace(':', '_')}_test"
     result = {
         f"{key}_elbo_nats": -metrics["neg_elbo"],
         f"{key}_neg_elbo_nats": metrics["neg_elbo"],
@@ -167,7 +167,7 @@ def run(config, workdir: str) -> dict:
     }
     if "nll_iwae" in metrics:
         result[f"{key}_nll_iwae{config.iwae_samples}_nats"] = metrics["nll_iwae"]
-    name = f"{config.model}_{config.dataset}" + ("_conv" if config.arch == "conv" else "")
+    name = f"{config.model}_{config.dataset.replace(':', '_')}" + ("_conv" if config.arch == "conv" else "")
     dirs = [workdir] + ([RESULTS_DIR] if config.write_results else [])
     if config.write_results:
         for f in figures:
@@ -206,7 +206,7 @@ def _plots(model, params, config, x_test, y_test, workdir: pathlib.Path) -> list
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    name = f"{config.model}_{config.dataset}"
+    name = f"{config.model}_{config.dataset.replace(':', '_')}"
     x = jnp.asarray(x_test[:16])
     if config.model == "vae":
         rec_logits, _, _ = model.apply({"params": params}, x, jax.random.PRNGKey(1))

@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-from embeddings_jax.data import registry
+from embeddings_jax.data import registry, tfds_adapter
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
 FASHION_MNIST_CLASSES = (
@@ -39,9 +39,16 @@ def read_idx(path: str | pathlib.Path) -> np.ndarray:
 def load_mnist(split: str = "train", dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of MNIST or Fashion-MNIST.
 
+    ``dataset`` is ``"mnist"`` or ``"fashion_mnist"`` (registry IDX files), or ``"tfds:<name>"``
+    for a prepared TFDS dataset with ``image`` and ``label`` features (the ``tfds`` extra).
+
     Returns:
       images: uint8 [N, 28, 28] (N = 60,000 train or 10,000 test), labels: int32 [N] in 0..9.
     """
+    if tfds_adapter.is_tfds_name(dataset):
+        data = tfds_adapter.load_tfds(dataset, split)
+        images = data["image"]
+        return images.reshape(images.shape[0], *images.shape[1:3]), data["label"].astype(np.int32)
     if dataset not in IMAGE_DATASETS:
         raise ValueError(f"unknown image dataset {dataset!r}; choose one of {IMAGE_DATASETS}")
     prefix = {"train": "train", "test": "t10k"}.get(split)
@@ -55,4 +62,4 @@ def load_mnist(split: str = "train", dataset: str = "mnist") -> tuple[np.ndarray
 
 
 def class_names(dataset: str) -> tuple[str, ...]:
-    return FASHION_MNIST_CLASSES if dataset == "fashion_mnist" else MNIST_CLASSES
+    return FASHION_MNIST_CLASSES if dataset.removeprefix("tfds:") == "fashion_mnist" else MNIST_CLASSES
