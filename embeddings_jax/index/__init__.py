@@ -8,7 +8,10 @@ All share ``train / add / search / remove_ids / save / load / len``; ``search(q,
 
 from embeddings_jax.index.base import Index
 from embeddings_jax.index.flat import FlatIndex, exact_search
+from embeddings_jax.index.ivf import IVFIndex, IVFPQIndex
+from embeddings_jax.index.pq import BinaryIndex, PQIndex
+from embeddings_jax.index.sq8 import SQ8Index
 
 load = Index.load
 
-__all__ = ["Index", "FlatIndex", "exact_search", "load"]
+__all__ = ["BinaryIndex", "FlatIndex", "IVFIndex", "IVFPQIndex", "Index", "PQIndex", "SQ8Index", "exact_search", "load"]

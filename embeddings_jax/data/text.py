@@ -1,0 +1,109 @@
+"""Text corpora as lists of tokenised sentences (``list[list[str]]``).
+
+* ``load_ptb(split)``: Penn Treebank LM text (Mikolov's version), one sentence per line.
+* ``load_brown(lower=True)``: the Brown Corpus from NLTK's ``brown.zip`` with the ``/tag`` suffix
+  stripped from every ``word/tag`` token, one sentence per line.
+* ``read_sentences(path)``: any whitespace-tokenised text file (optionally ``.gz``), one sentence
+  per line; a single huge line (text8) is cut into ``max_sentence_length``-word pieces.
+* ``analogy_path()``: the Google ``questions-words.txt`` analogy file.
+
+Files come from :mod:`embeddings_jax.data.registry` (datasets ``ptb``, ``brown``, ``eval``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pathlib
+import zipfile
+from collections.abc import Iterable, Iterator
+
+from embeddings_jax.data import registry
+
+PTB_SPLITS = ("train", "valid", "test")
+# gensim and the original word2vec cut sentences longer than this (text8 is a single line).
+MAX_SENTENCE_LENGTH = 10_000
+
+
+def _open_text(path: pathlib.Path):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def iter_sentences(
+    path: str | os.PathLike, lower: bool = False, max_sentence_length: int = MAX_SENTENCE_LENGTH
+) -> Iterator[list[str]]:
+    """Streams whitespace-tokenised sentences (one per line) from a text or ``.gz`` file.
+
+    Empty lines are skipped; lines longer than ``max_sentence_length`` tokens are split.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text file {path} does not exist")
+    if max_sentence_length < 1:
+        raise ValueError(f"max_sentence_length must be >= 1, got {max_sentence_length}")
+    with _open_text(path) as f:
+        for line in f:
+            toks = (line.lower() if lower else line).split()
+            for i in range(0, len(toks), max_sentence_length):
+                yield toks[i : i + max_sentence_length]
+
+
+def read_sentences(
+    path: str | os.PathLike, lower: bool = False, max_sentence_length: int = MAX_SENTENCE_LENGTH
+) -> list[list[str]]:
+    """All sentences of a text file (see :func:`iter_sentences`)."""
+    return list(iter_sentences(path, lower=lower, max_sentence_length=max_sentence_length))
+
+
+def load_ptb(split: str = "train") -> list[list[str]]:
+    """PTB sentences of one split (``train``, ``valid`` or ``test``); already lower-cased."""
+    if split not in PTB_SPLITS:
+        raise ValueError(f"unknown PTB split {split!r}; choose one of {PTB_SPLITS}")
+    return read_sentences(registry.fetch("ptb", f"ptb.{split}.txt.gz"))
+
+
+def _brown_lines(z: zipfile.ZipFile) -> Iterator[str]:
+    for name in sorted(z.namelist()):
+        base = name.rsplit("/", 1)[-1]
+        # Text files are named like ca01 ... cr09; README, CONTENTS, cats.txt are metadata.
+        if len(base) == 4 and base[0] == "c" and base[1].isalpha() and base[2:].isdigit():
+            yield from z.read(name).decode("utf-8", errors="replace").splitlines()
+
+
+def load_brown(lower: bool = True) -> list[list[str]]:
+    """Brown Corpus sentences (500 files, ~57k sentences, 1.16M tokens), tags stripped."""
+    path = registry.fetch("brown", "brown.zip")
+    sentences = []
+    with zipfile.ZipFile(path) as z:
+        for line in _brown_lines(z):
+            toks = [t.rsplit("/", 1)[0] for t in line.split()]
+            if toks:
+                sentences.append([t.lower() for t in toks] if lower else toks)
+    return sentences
+
+
+def analogy_path() -> pathlib.Path:
+    """Path of Mikolov's ``questions-words.txt`` (19,544 analogy questions in 14 sections)."""
+    return registry.fetch("eval", "questions-words.txt")
+
+
+def load_corpus(name: str) -> list[list[str]]:
+    """Named corpus: ``ptb`` (train split), ``brown``, ``ptb_brown`` (both), or a file path."""
+    if name == "ptb":
+        return load_ptb("train")
+    if name == "brown":
+        return load_brown()
+    if name in ("ptb_brown", "ptb+brown"):
+        return load_ptb("train") + load_brown()
+    if pathlib.Path(name).is_file():
+        return read_sentences(name)
+    raise ValueError(
+        f"unknown corpus {name!r}: use 'ptb', 'brown', 'ptb_brown', 'synthetic' or a text file path"
+    )
+
+
+def count_words(sentences: Iterable[list[str]]) -> int:
+    return sum(len(s) for s in sentences)

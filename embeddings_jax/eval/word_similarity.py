@@ -1,0 +1,108 @@
+"""Word-pair similarity evaluation (WordSim-353, SimLex-999, MEN, ... in gensim's format).
+
+File format: ``word1<delim>word2<delim>score`` per line; lines starting with ``#`` are comments.
+Returns Pearson and Spearman correlation between cosine similarities and human scores over the
+pairs whose words are both among the ``restrict_vocab`` most frequent words, and the percentage of
+out-of-vocabulary pairs, as gensim's ``evaluate_word_pairs`` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class PairResult:
+    pearson: float
+    spearman: float
+    oov_ratio: float  # percent of pairs skipped (gensim's unit)
+    n_pairs: int
+
+
+def read_word_pairs(path: str | os.PathLike, delimiter: str = "\t") -> list[tuple[str, str, float]]:
+    """``[(w1, w2, score)]``; raises ``ValueError`` naming a malformed line."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"word-pair file {path} does not exist")
+    pairs = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = line.rstrip("\n").split(delimiter)
+            try:
+                pairs.append((parts[0].strip(), parts[1].strip(), float(parts[2])))
+            except (IndexError, ValueError):
+                raise ValueError(
+                    f"{path}:{n}: expected 'word1{delimiter!r}word2{delimiter!r}score', got {line.strip()!r}"
+                ) from None
+    if not pairs:
+        raise ValueError(f"{path}: no word pairs found")
+    return pairs
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks starting at 1 with ties given their average rank (scipy's default)."""
+    x = np.asarray(x, np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=ranks)
+    return sums[inv] / counts[inv]
+
+
+def pearson(x, y) -> float:
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    x, y = x - x.mean(), y - y.mean()
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / den) if den > 0 else float("nan")
+
+
+def spearman(x, y) -> float:
+    return pearson(rankdata(x), rankdata(y))
+
+
+def evaluate_word_pairs(
+    kv, path, delimiter: str = "\t", restrict_vocab: int = 300_000,
+    case_insensitive: bool = True, dummy4unknown: bool = False,
+) -> PairResult:  # fmt: skip
+    """Correlation of ``kv``'s cosine similarities with the human scores in ``path``."""
+    pairs = read_word_pairs(path, delimiter)
+    keys = kv.index_to_key[: min(restrict_vocab, len(kv))]
+    norm = (lambda w: w.upper()) if case_insensitive else (lambda w: w)
+    ok: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        ok.setdefault(norm(k), i)
+    normed = kv.get_normed_vectors()
+    sims, gold, oov = [], [], 0
+    for a, b, score in pairs:
+        a, b = norm(a), norm(b)
+        if a not in ok or b not in ok:
+            oov += 1
+            if dummy4unknown:
+                sims.append(0.0)
+                gold.append(score)
+            continue
+        sims.append(float(normed[ok[a]] @ normed[ok[b]]))
+        gold.append(score)
+    if len(sims) < 2:
+        raise ValueError(f"{path}: fewer than 2 pairs have both words in the vocabulary")
+    return PairResult(
+        pearson(sims, gold), spearman(sims, gold), 100.0 * oov / len(pairs), len(sims)
+    )
+
+
+def default_pair_files() -> dict[str, pathlib.Path]:
+    """WordSim-353 and SimLex-999 as shipped inside gensim's wheel (empty if gensim is absent)."""
+    try:
+        from gensim.test.utils import datapath
+    except ImportError:
+        return {}
+    files = {"wordsim353": pathlib.Path(datapath("wordsim353.tsv")),
+             "simlex999": pathlib.Path(datapath("simlex999.txt"))}  # fmt: skip
+    return {k: v for k, v in files.items() if v.is_file()}

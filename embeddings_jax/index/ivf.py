@@ -1,0 +1,355 @@
+"""Inverted-file indexes: ``IVFIndex`` (IVF-Flat) and ``IVFPQIndex`` (IVF + residual product quantization).
+
+k-means (JAX, k-means++ seeded) splits space into ``nlist`` cells; a query scans the ``nprobe`` cells
+whose centroids score best.
+
+Search is *list-major*, so the inner loop is a matrix product rather than a matrix-vector product:
+each cell is stored as fixed-size chunks of ``chunk`` vectors; the host groups the (query, chunk)
+pairs of a query batch by chunk into tiles of up to ``group`` queries, and one jitted program scans the
+tiles, scoring ``[group, D] x [D, chunk]`` per tile (IVF-PQ decodes the chunk's codes first, once for
+all queries of the tile), gathers each query's tile rows and takes one top-k per query. Each stored
+vector is read once per tile instead of once per probing query, and small tiles of a batched matmul
+run several times faster on CPU than the matrix-vector products of a query-major scan.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from embeddings_jax.index.base import Index, as_matrix, normalize
+from embeddings_jax.index.kmeans import kmeans
+from embeddings_jax.ops import quantize, similarity, topk
+
+
+def _bucket(n: int, base: int) -> int:
+    """Rounds ``n`` up to ``base * 2**(i/4)`` steps (few distinct shapes, at most ~19% padding)."""
+    size = base
+    while size < n:
+        size = int(np.ceil(size * 2 ** 0.25 / base)) * base
+    return size
+
+
+@functools.partial(jax.jit, static_argnames=("nprobe", "metric"))
+def _coarse(q, centroids, nprobe, metric):
+    """Best ``nprobe`` cells per query: ``[Q, nprobe]`` int32."""
+    s = similarity.dot(q, centroids)
+    if metric == "l2":
+        s = s - 0.5 * similarity.squared_norms(centroids)[None, :]
+    return topk.chunked_topk(s, nprobe)[1]
+
+
+def plan_tiles(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarray, group: int):
+    """Host-side schedule for one query batch.
+
+    Args:
+      probes: ``[Q, nprobe]`` cell ids; ``list_start/list_chunks [nlist]``: each cell's chunk range.
+    Returns:
+      ``tile_chunk [T]`` (chunk scanned by each tile), ``tile_query [T, group]`` (query rows, ``Q`` = none),
+      ``slot_src [Q, S]`` (row ``tile * group + member`` holding each slot's scores, ``-1`` = empty) and
+      ``slot_chunk [Q, S]`` (chunk in each slot, ``-1`` = empty), with ``S`` the most chunks any query scans.
+    """
+    nq, _nprobe = probes.shape
+    counts = list_chunks[probes]  # [Q, nprobe]
+    per_query = counts.sum(axis=1)
+    total = int(per_query.sum())
+    # expand every (query, cell) pair into its chunks
+    query = np.repeat(np.arange(nq), per_query)
+    pair_counts = counts.ravel()
+    pair_first = np.repeat(list_start[probes].ravel(), pair_counts)
+    within = np.arange(total) - np.repeat(np.cumsum(pair_counts) - pair_counts, pair_counts)
+    chunk = pair_first + within
+    slot = np.arange(total) - np.repeat(np.cumsum(per_query) - per_query, per_query)
+    num_slots = max(1, int(per_query.max()))
+    slot_chunk = np.full((nq, num_slots), -1, np.int64)
+    slot_chunk[query, slot] = chunk
+    # group by chunk into tiles of up to `group` queries
+    order = np.argsort(chunk, kind="stable")
+    chunk, query, slot = chunk[order], query[order], slot[order]
+    starts = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1]])
+    rank = np.arange(total) - np.repeat(starts, np.diff(np.r_[starts, total]))
+    tiles_per_chunk = (np.diff(np.r_[starts, total]) + group - 1) // group
+    tile_base = np.repeat(np.cumsum(tiles_per_chunk) - tiles_per_chunk, np.diff(np.r_[starts, total]))
+    tile = tile_base + rank // group
+    num_tiles = int(tiles_per_chunk.sum())
+    tile_chunk = np.zeros(num_tiles, np.int64)
+    tile_chunk[tile] = chunk
+    tile_query = np.full((num_tiles, group), nq, np.int64)
+    tile_query[tile, rank % group] = query
+    slot_src = np.full((nq, num_slots), -1, np.int64)
+    slot_src[query, slot] = tile * group + rank % group
+    return tile_chunk, tile_query, slot_src, slot_chunk
+
+
+def flat_decode(chunk_data, tile_chunk):
+    """IVF-Flat chunks: ``[T, C, D]`` vectors of the tiles' chunks."""
+    (x,) = chunk_data
+    return x[tile_chunk]
+
+
+def pq_decode(chunk_data, tile_chunk):
+    """IVF-PQ chunks: centroid of the cell plus the decoded residual, ``[T, C, D]``."""
+    codes, chunk_list, centroids, codebooks = chunk_data
+    m, ksub, dsub = codebooks.shape
+    rows = codes[tile_chunk].astype(jnp.int32) + jnp.arange(m, dtype=jnp.int32) * ksub  # [T, C, M]
+    # one row gather from the flattened codebooks (3x faster on CPU than a two-index gather)
+    residual = jnp.take(codebooks.reshape(m * ksub, dsub), rows, axis=0).reshape(*rows.shape[:2], -1)
+    return residual + centroids[chunk_list[tile_chunk]][:, None, :]
+
+
+@functools.partial(jax.jit, static_argnames=("decode", "metric", "k", "steps", "compute_dtype"))
+def _scan_tiles(q, tile_chunk, tile_query, slot_src, slot_pos, chunk_data, decode, metric, k, steps,
+                compute_dtype=jnp.float32):
+    """Scores every tile ``[T, group, C]``, gathers each query's slots ``[Q, S, C]``, returns its top ``k``."""
+    nq = q.shape[0]
+    q_pad = jnp.concatenate([q, jnp.zeros((1, q.shape[1]), q.dtype)])
+    xs = jax.tree.map(lambda a: a.reshape(steps, -1, *a.shape[1:]), (tile_chunk, tile_query))
+
+    def body(_, x):
+        t_chunk, t_query = x
+        vecs = decode(chunk_data, t_chunk)  # [TG, C, D]
+        qs = q_pad[t_query]  # [TG, G, D]
+        s = jnp.einsum("tgd,tcd->tgc", qs.astype(compute_dtype), vecs.astype(compute_dtype),
+                       precision=similarity.full_precision(), preferred_element_type=jnp.float32)
+        if metric == "l2":
+            s = s - 0.5 * jnp.sum(vecs * vecs, axis=-1)[:, None, :]
+        return None, s
+
+    _, tiles = jax.lax.scan(body, None, xs)  # [steps, TG, G, C]
+    chunk = tiles.shape[-1]
+    rows = jnp.concatenate([tiles.reshape(-1, chunk), jnp.full((1, chunk), -jnp.inf, jnp.float32)])
+    scores = rows[jnp.where(slot_src < 0, rows.shape[0] - 1, slot_src)]  # [Q, S, C]
+    flat_pos = slot_pos.reshape(nq, -1)
+    scores = jnp.where(flat_pos >= 0, scores.reshape(nq, -1), -jnp.inf)
+    vals, where = topk.chunked_topk(scores, k)
+    pos = jnp.take_along_axis(flat_pos, where, axis=1)
+    return vals, jnp.where(jnp.isneginf(vals), -1, pos)
+
+
+class IVFIndex(Index):
+    """IVF-Flat (FAISS IndexIVFFlat): exact vectors in ``nlist`` k-means cells, ``nprobe`` cells scanned.
+
+    Args:
+      dim, metric: as ``FlatIndex`` (cells are assigned by the same metric).
+      nlist: number of cells; ``nprobe``: cells scanned per query (settable later).
+      chunk: vectors per stored chunk; ``group``: queries per tile (default: the expected number of
+        queries per cell in a batch, as a power of two in [8, 64]); ``tiles_per_step``: tiles per scan step.
+      kmeans_iters, seed: coarse quantizer training.
+      compute_dtype: ``"float32"`` (exact scores within the probed cells) or ``"bfloat16"`` (bf16 products
+        accumulated in f32: faster on CPUs with bf16 units, scores rounded to ~3 significant digits).
+    """
+
+    requires_training = True
+    _decode = staticmethod(flat_decode)
+
+    def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, *, nprobe: int = 1, chunk: int = 64,
+                 group: int | None = None, tiles_per_step: int = 16, kmeans_iters: int = 20, seed: int = 0,
+                 compute_dtype: str = "float32", **kwargs):
+        kwargs.setdefault("query_batch", 2048)
+        super().__init__(dim, metric, **kwargs)
+        if compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
+        self.compute_dtype = compute_dtype
+        if nlist <= 0:
+            raise ValueError(f"nlist must be positive, got {nlist}")
+        self.nlist, self.nprobe, self.chunk = int(nlist), int(nprobe), int(chunk)
+        self.group = None if group is None else int(group)
+        self.tiles_per_step, self.kmeans_iters, self.seed = int(tiles_per_step), int(kmeans_iters), int(seed)
+        self.centroids = None
+        self._list = np.zeros((0,), np.int64)  # cell of every stored vector
+        self._x = np.zeros((0, self.dim), np.float32)
+        self._device = None
+
+    # ---------------------------------------------------------------- training and adding
+    def _prep(self, x):
+        return normalize(x) if self.metric == "cosine" else x
+
+    def train(self, x) -> None:
+        x = self._prep(as_matrix(x, self.dim, "training vectors"))
+        if len(x) < self.nlist:
+            raise ValueError(f"training needs at least nlist={self.nlist} vectors, got {len(x)}")
+        self.centroids, _ = kmeans(x, self.nlist, iters=self.kmeans_iters, seed=self.seed)
+        self._train_codes(x)
+        self._trained = True
+
+    def _train_codes(self, x) -> None:
+        pass
+
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        """Cell of each vector ``[n]`` (best centroid under the index metric)."""
+        metric = "l2" if self.metric == "l2" else "ip"
+        out = [np.asarray(_coarse(jnp.asarray(x[i:i + 8192]), jnp.asarray(self.centroids), 1, metric))[:, 0]
+               for i in range(0, len(x), 8192)]
+        return np.concatenate(out).astype(np.int64) if out else np.zeros((0,), np.int64)
+
+    def add(self, x, ids=None) -> None:
+        x = as_matrix(x, self.dim)
+        self._check_trained("add")
+        x = self._prep(x)
+        lists = self.assign(x)
+        self._ids = np.concatenate([self._ids, self._new_ids(len(x), ids)])
+        self._list = np.concatenate([self._list, lists])
+        self._store(x, lists)
+        self._device = None
+
+    def _store(self, x, lists) -> None:
+        self._x = np.concatenate([self._x, x])
+
+    def _remove_rows(self, keep) -> None:
+        self._list = self._list[keep]
+        self._x = self._x[keep]
+        self._device = None
+
+    def _payload(self) -> dict[str, np.ndarray]:
+        """Per-vector arrays laid out into chunks."""
+        return {"x": self._x}
+
+    def _chunk_extra(self, chunk_list: np.ndarray):
+        return ()
+
+    # ---------------------------------------------------------------- chunked device layout
+    def list_sizes(self) -> np.ndarray:
+        return np.bincount(self._list, minlength=self.nlist)
+
+    def _layout(self):
+        if self._device is not None:
+            return self._device
+        sizes = self.list_sizes()
+        list_chunks = (sizes + self.chunk - 1) // self.chunk
+        list_start = np.cumsum(list_chunks) - list_chunks
+        num_chunks = int(list_chunks.sum()) + 1  # + an all-empty chunk
+        order = np.argsort(self._list, kind="stable")  # positions grouped by cell, ascending within
+        lst = self._list[order]
+        rank = np.arange(len(order)) - (np.cumsum(sizes) - sizes)[lst]
+        row = list_start[lst] * self.chunk + rank  # flat row in the chunked layout
+        chunk_pos = np.full(num_chunks * self.chunk, -1, np.int64)
+        chunk_pos[row] = order
+        data = []
+        for arr in self._payload().values():
+            out = np.zeros((num_chunks * self.chunk, *arr.shape[1:]), arr.dtype)
+            out[row] = arr[order]
+            data.append(jnp.asarray(out.reshape(num_chunks, self.chunk, *arr.shape[1:])))
+        chunk_list = np.zeros(num_chunks, np.int32)
+        chunk_list[:-1] = np.repeat(np.arange(self.nlist), list_chunks)
+        chunk_data = tuple(data) + self._chunk_extra(chunk_list)
+        self._device = (chunk_data, chunk_pos.reshape(num_chunks, self.chunk), list_start, list_chunks)
+        return self._device
+
+    # ---------------------------------------------------------------- search
+    def search(self, q, k: int, nprobe: int | None = None):
+        """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
+        q, k = self._prepare_search(q, k)
+        q = self._prep(q)
+        nprobe = min(self.nlist, int(nprobe or self.nprobe))
+        if nprobe <= 0:
+            raise ValueError(f"nprobe must be positive, got {nprobe}")
+        chunk_data, chunk_pos, list_start, list_chunks = self._layout()
+        metric = "l2" if self.metric == "l2" else "ip"
+        centroids = jnp.asarray(self.centroids)
+        scores, positions = [], []
+        for start in range(0, len(q), self.query_batch):
+            qb = q[start:start + self.query_batch]
+            probes = np.asarray(_coarse(jnp.asarray(qb), centroids, nprobe, metric)).astype(np.int64)
+            group = self.group or int(np.clip(2 ** round(np.log2(max(1, len(qb) * nprobe / self.nlist))), 8, 64))
+            tile_chunk, tile_query, slot_src, slot_chunk = plan_tiles(probes, list_start, list_chunks, group)
+            step = self.tiles_per_step
+            num_tiles = _bucket(len(tile_chunk), step)
+            pad = num_tiles - len(tile_chunk)
+            tile_chunk = np.pad(tile_chunk, (0, pad), constant_values=len(chunk_pos) - 1)
+            tile_query = np.pad(tile_query, ((0, pad), (0, 0)), constant_values=len(qb))
+            num_slots = _bucket(slot_chunk.shape[1], 8)
+            widen = ((0, 0), (0, num_slots - slot_chunk.shape[1]))
+            slot_chunk = np.pad(slot_chunk, widen, constant_values=-1)
+            slot_src = np.pad(slot_src, widen, constant_values=-1)
+            slot_pos = np.where(slot_chunk[:, :, None] >= 0, chunk_pos[slot_chunk], -1)
+            kk = min(k, num_slots * self.chunk)
+            vals, pos = _scan_tiles(
+                jnp.asarray(qb), tile_chunk.astype(np.int32), tile_query.astype(np.int32),
+                slot_src.astype(np.int32), slot_pos.astype(np.int32), chunk_data,
+                type(self)._decode, metric, kk, num_tiles // step, jnp.dtype(self.compute_dtype))
+            vals, pos = np.asarray(vals), np.asarray(pos).astype(np.int64)
+            if kk < k:
+                vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+                pos = np.pad(pos, ((0, 0), (0, k - kk)), constant_values=-1)
+            scores.append(vals)
+            positions.append(pos)
+        scores, positions = np.concatenate(scores), np.concatenate(positions)
+        return self._finish(scores, positions, np.sum(q * q, axis=1) if self.metric == "l2" else None)
+
+    # ---------------------------------------------------------------- persistence
+    def _config(self):
+        return {**super()._config(), "nlist": self.nlist, "nprobe": self.nprobe, "chunk": self.chunk,
+                "group": self.group, "tiles_per_step": self.tiles_per_step,
+                "kmeans_iters": self.kmeans_iters, "seed": self.seed, "compute_dtype": self.compute_dtype}
+
+    def _arrays(self):
+        arrays = {"list": self._list, **self._payload()}
+        if self.centroids is not None:
+            arrays["centroids"] = self.centroids
+        return arrays
+
+    def _restore(self, arrays):
+        self._list = arrays.pop("list")
+        self.centroids = arrays.pop("centroids", None)
+        for key, value in arrays.items():
+            setattr(self, "_" + key, value)
+        self._device = None
+
+
+class IVFPQIndex(IVFIndex):
+    """IVF-PQ (FAISS IndexIVFPQ, residual encoding): each vector is stored as ``m`` bytes, the PQ code of
+    its residual to the cell centroid. Search decodes each scanned chunk once per tile (ADC: queries stay
+    exact) and scores it with a matrix product.
+
+    Args: as ``IVFIndex`` plus ``m`` (subquantizers, must divide ``dim``) and ``pq_iters``.
+    """
+
+    _decode = staticmethod(pq_decode)
+
+    def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, m: int = 8, *, pq_iters: int = 20, **kwargs):
+        if m <= 0 or dim % m:
+            raise ValueError(f"m={m} subquantizers must divide the dimension {dim}")
+        super().__init__(dim, metric, nlist, **kwargs)
+        self.m, self.pq_iters = int(m), int(pq_iters)
+        self.codebooks = None
+        self._codes = np.zeros((0, self.m), np.uint8)
+
+    def _train_codes(self, x) -> None:
+        residual = x - self.centroids[self.assign(x)]
+        self.codebooks = quantize.train_pq(residual, self.m, iters=self.pq_iters, seed=self.seed)
+
+    def _store(self, x, lists) -> None:
+        codes = quantize.encode_pq(x - self.centroids[lists], self.codebooks)
+        self._codes = np.concatenate([self._codes, codes])
+
+    def _remove_rows(self, keep) -> None:
+        self._list = self._list[keep]
+        self._codes = self._codes[keep]
+        self._device = None
+
+    def _payload(self):
+        return {"codes": self._codes}
+
+    def _chunk_extra(self, chunk_list):
+        return (jnp.asarray(chunk_list), jnp.asarray(self.centroids), jnp.asarray(self.codebooks))
+
+    @property
+    def code_bytes(self) -> int:
+        """Bytes of the stored codes (``m`` per vector)."""
+        return self._codes.nbytes
+
+    def _config(self):
+        return {**super()._config(), "m": self.m, "pq_iters": self.pq_iters}
+
+    def _arrays(self):
+        arrays = super()._arrays()
+        if self.codebooks is not None:
+            arrays["codebooks"] = self.codebooks
+        return arrays
+
+    def _restore(self, arrays):
+        self.codebooks = arrays.pop("codebooks", None)
+        super()._restore(arrays)

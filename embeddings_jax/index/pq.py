@@ -1,0 +1,176 @@
+"""Compressed flat indexes: ``PQIndex`` (product quantization, ADC) and ``BinaryIndex`` (sign codes,
+Hamming first stage, exact re-scoring)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from embeddings_jax.index.base import Index, as_matrix, normalize
+from embeddings_jax.index.flat import round_block
+from embeddings_jax.index.sq8 import rescore
+from embeddings_jax.ops import quantize, similarity, topk
+
+
+def adc_score(q_state, block):
+    """Asymmetric distance computation: ``sum_m lut[q, m, code_m]`` for a block of codes ``[B, M]``."""
+    (lut,) = q_state
+    return quantize.adc_scores(lut, block[0])
+
+
+def hamming_score(q_state, block):
+    """Minus the Hamming distance between packed sign codes (higher is better)."""
+    (q_bits,) = q_state
+    return -similarity.hamming(q_bits, block[0]).astype(np.float32)
+
+
+class _CodeIndex(Index):
+    """Shared storage of per-vector codes searched blockwise."""
+
+    requires_training = True
+
+    def __init__(self, dim: int, metric: str = "l2", **kwargs):
+        kwargs.setdefault("block_size", 1024)
+        kwargs.setdefault("query_batch", 256)
+        super().__init__(dim, metric, **kwargs)
+        self._codes = None
+        self._device = None
+
+    def _prep(self, x):
+        return normalize(x) if self.metric == "cosine" else x
+
+    def _encode(self, x) -> np.ndarray:
+        raise NotImplementedError
+
+    def add(self, x, ids=None) -> None:
+        x = as_matrix(x, self.dim)
+        self._check_trained("add")
+        x = self._prep(x)
+        codes = self._encode(x)
+        self._ids = np.concatenate([self._ids, self._new_ids(len(x), ids)])
+        self._codes = codes if self._codes is None else np.concatenate([self._codes, codes])
+        self._added(x)
+        self._device = None
+
+    def _added(self, x) -> None:
+        pass
+
+    def _remove_rows(self, keep) -> None:
+        self._codes = self._codes[keep]
+        self._device = None
+
+    @property
+    def code_bytes(self) -> int:
+        return 0 if self._codes is None else self._codes.nbytes
+
+    def _blocks(self):
+        if self._device is None:
+            shards = 1 if self.mesh is None else self.mesh.shape["data"]
+            block = round_block(len(self._codes), self.block_size, shards)
+            blocks = topk.block_database((self._codes,), block, shards)
+            self._device = (topk.put_blocks(blocks, self.mesh), len(self._codes))
+        return self._device
+
+
+class PQIndex(_CodeIndex):
+    """Product quantization (FAISS IndexPQ, 8 bits per subquantizer): ``m`` bytes per vector.
+
+    Search scores codes against per-query lookup tables (asymmetric distances: the query is not
+    quantized). ``D`` is the distance (l2) or inner product to the reconstructed vector.
+    """
+
+    def __init__(self, dim: int, metric: str = "l2", m: int = 8, *, iters: int = 20, seed: int = 0, **kwargs):
+        if m <= 0 or dim % m:
+            raise ValueError(f"m={m} subquantizers must divide the dimension {dim}")
+        super().__init__(dim, metric, **kwargs)
+        self.m, self.iters, self.seed = int(m), int(iters), int(seed)
+        self.codebooks = None
+
+    def train(self, x) -> None:
+        x = self._prep(as_matrix(x, self.dim, "training vectors"))
+        self.codebooks = quantize.train_pq(x, self.m, iters=self.iters, seed=self.seed)
+        self._trained = True
+
+    def _encode(self, x):
+        return quantize.encode_pq(x, self.codebooks)
+
+    def search(self, q, k: int):
+        q, k = self._prepare_search(q, k)
+        q = self._prep(q)
+        blocks, n = self._blocks()
+        metric = "l2" if self.metric == "l2" else "ip"
+        lut = np.asarray(quantize.pq_lut(jnp.asarray(q), jnp.asarray(self.codebooks), metric))
+        scores, pos = topk.search_blocks(adc_score, (lut,), blocks, n, k, query_batch=self.query_batch,
+                                         mesh=self.mesh, approx=self.approx)
+        q_sq = np.sum(q * q, axis=1)
+        if metric == "l2":  # scores are -||q - x_hat||^2; _finish expects q.x - ||x||^2 / 2
+            scores = 0.5 * (scores + q_sq[:, None])
+        return self._finish(scores, pos, q_sq if self.metric == "l2" else None)
+
+    def _config(self):
+        return {**super()._config(), "m": self.m, "iters": self.iters, "seed": self.seed}
+
+    def _arrays(self):
+        out = {"codes": self._codes if self._codes is not None else np.zeros((0, self.m), np.uint8)}
+        if self.codebooks is not None:
+            out["codebooks"] = self.codebooks
+        return out
+
+    def _restore(self, arrays):
+        self._codes, self.codebooks = arrays["codes"], arrays.get("codebooks")
+
+
+class BinaryIndex(_CodeIndex):
+    """Sign codes of the centred vectors (1 bit per dimension, 32x smaller than float32) scanned by
+    Hamming distance; the best ``rescore * k`` candidates are re-scored exactly against float32
+    vectors kept on the host. ``train`` learns the centring mean."""
+
+    def __init__(self, dim: int, metric: str = "l2", *, rescore: int = 10, **kwargs):
+        super().__init__(dim, metric, **kwargs)
+        if rescore < 1:
+            raise ValueError(f"rescore must be >= 1 (Hamming is only a first stage), got {rescore}")
+        self.rescore = int(rescore)
+        self.mean = None
+        self._x = np.zeros((0, self.dim), np.float32)
+
+    def train(self, x) -> None:
+        x = self._prep(as_matrix(x, self.dim, "training vectors"))
+        self.mean = x.mean(axis=0).astype(np.float32)
+        self._trained = True
+
+    def _encode(self, x):
+        return quantize.binary_codes(x - self.mean)
+
+    def _added(self, x) -> None:
+        self._x = np.concatenate([self._x, x])
+
+    def _remove_rows(self, keep) -> None:
+        super()._remove_rows(keep)
+        self._x = self._x[keep]
+
+    def search(self, q, k: int):
+        q, k = self._prepare_search(q, k)
+        q = self._prep(q)
+        blocks, n = self._blocks()
+        shortlist = min(n, k * self.rescore)
+        _, pos = topk.search_blocks(hamming_score, (quantize.binary_codes(q - self.mean),), blocks, n, shortlist,
+                                    query_batch=self.query_batch, mesh=self.mesh, approx=self.approx)
+        metric = "l2" if self.metric == "l2" else "ip"
+        scores, pos = rescore(q, self._x, pos.astype(np.int64), metric, min(k, shortlist))
+        if scores.shape[1] < k:
+            scores = np.pad(scores, ((0, 0), (0, k - scores.shape[1])), constant_values=-np.inf)
+            pos = np.pad(pos, ((0, 0), (0, k - pos.shape[1])), constant_values=-1)
+        return self._finish(scores, pos, np.sum(q * q, axis=1) if self.metric == "l2" else None)
+
+    def _config(self):
+        return {**super()._config(), "rescore": self.rescore}
+
+    def _arrays(self):
+        out = {"codes": self._codes if self._codes is not None else np.zeros((0, -(-self.dim // 8)), np.uint8),
+               "x": self._x}
+        if self.mean is not None:
+            out["mean"] = self.mean
+        return out
+
+    def _restore(self, arrays):
+        self._codes, self._x, self.mean = arrays["codes"], arrays["x"], arrays.get("mean")

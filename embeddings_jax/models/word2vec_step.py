@@ -1,0 +1,341 @@
+"""The jitted word2vec update: skip-gram / CBOW x negative sampling / hierarchical softmax.
+
+One call trains on ``G`` chunks of ``C`` consecutive corpus tokens. Everything a chunk needs is
+generated on device from the corpus array: frequent-word subsampling (kept tokens are compacted,
+so windows span the surviving words as in gensim), reduced ("dynamic") windows, sentence
+boundaries, and unigram^0.75 negatives from an alias table.
+
+Work per chunk, with input rows ``x = syn0[ids]`` of the compacted tokens:
+
+* positives are read off shifted copies of ``x`` (``x[j + o]`` for each window offset ``o``), so
+  no ``[C, 2W, D]`` tensor of context rows is gathered;
+* skip-gram + negatives: all pairs that share an input word share its ``K`` negatives, and groups
+  of ``negative_group`` consecutive inputs share one draw, so the negative term is a batched
+  matrix product ``[S, D] @ [D, K]`` weighted by each input's number of pairs (the batch-shared
+  negatives of Ji et al., 2016, organised by input instead of by centre; same expected update);
+* CBOW: the mean (or sum) of the window is one input row against the centre and ``K`` negatives
+  shared the same way (a negative equal to the centre is skipped, as in gensim);
+* hierarchical softmax: the inner nodes on the centre's Huffman path are its outputs, a batched
+  ``[2W, D] @ [D, L]`` product per centre for skip-gram.
+
+Updates are sparse: every step scatter-adds into the ``C`` input rows and the ``C + C K / S``
+(or ``C * L``) output rows it read, never forming a dense ``V x D`` gradient, and there is no
+optimizer state (plain SGD with word2vec's linearly decaying learning rate). All updates of a
+chunk are computed from the same parameters (a mini-batch, unlike gensim's sequential
+Hogwild SGD); the model keeps chunks small enough that a word rarely repeats within one.
+
+Data parallelism: the ``G`` chunks are split over the mesh axis ``"data"`` (``jax.shard_map``);
+each device computes the sparse updates of its chunks from the same replicated tables, the
+updates (``O(G * C * D)``, not ``O(V * D)``) are all-gathered and every device applies all of them,
+so 8 devices compute exactly what one device computes for the same ``G`` chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from embeddings_jax.ops.sampling import alias_sample_from_bits, randint_from_bits, uniform_from_bits
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """Static (hashable) settings of the update."""
+
+    sg: bool
+    hs: bool
+    negative: int
+    window: int
+    cbow_mean: bool
+    chunk_size: int
+    negative_group: int = 1  # consecutive inputs sharing one draw of negatives
+    capacity: int = 0  # tokens kept per chunk after subsampling (0: chunk_size)
+    max_repeats: float = 16.0  # cap on summed updates of one Huffman node per step (hs)
+
+    @property
+    def negative_draws(self) -> int:
+        """Negatives drawn per group. An input word of skip-gram stands for up to ``2W`` pairs
+        that gensim gives ``K`` fresh negatives each; drawing ``K * W`` (weighted accordingly)
+        keeps the variance of its update near gensim's instead of reusing ``K`` draws ``2W``
+        times. CBOW has one example per centre: ``K``."""
+        if not self.negative:
+            return 0
+        return self.negative * self.window if self.sg else self.negative
+
+    def __post_init__(self):
+        if self.capacity <= 0 or self.capacity > self.chunk_size:
+            object.__setattr__(self, "capacity", self.chunk_size)
+
+
+def _pad(x: jax.Array, w: int, fill=0) -> jax.Array:
+    return jnp.pad(x, [(w, w)] + [(0, 0)] * (x.ndim - 1), constant_values=fill)
+
+
+def _shift(xp: jax.Array, o: int, w: int, c: int) -> jax.Array:
+    """``x[j + o]`` for ``j < c`` from ``xp = _pad(x, w)`` (a slice, fused into its consumer)."""
+    return xp[w + o : w + o + c]
+
+
+def _unshift_sum(parts: list[jax.Array], offsets, w: int, c: int) -> jax.Array:
+    """Adjoint of the shifts: ``out[j] = sum_o parts[o][j - o]``, ``[C, ...]`` each -> ``[C, ...]``."""
+    out = jnp.zeros((c + 2 * w,) + parts[0].shape[1:], parts[0].dtype)
+    for part, o in zip(parts, offsets):
+        out = out.at[w + o : w + o + c].add(part)
+    return out[w : w + c]
+
+
+def _shared_negatives(table, rows, x, alpha, weight, mask=None):
+    """Negatives shared by groups of consecutive inputs, as batched matrix products.
+
+    Args:
+      table: ``[V, D]`` output vectors; rows: ``[G, K]`` negatives of each group.
+      x: ``[G, S, D]`` input rows (``S`` inputs per group); weight: ``[G, S]`` how many
+        (input, positive) pairs each input row stands for; mask: optional ``[G, S, K]``.
+    Returns:
+      ``(d_x [G, S, D], (rows [G * K], d_out [G * K, D]))``.
+    """
+    o = table[rows]  # [G, K, D]
+    logits = jnp.einsum("gsd,gkd->gsk", x, o)
+    g = -jax.nn.sigmoid(logits) * (alpha * weight)[:, :, None]
+    if mask is not None:
+        g = g * mask
+    d_x = jnp.einsum("gsk,gkd->gsd", g, o)
+    d_o = jnp.einsum("gsk,gsd->gkd", g, x)
+    return d_x, (rows.reshape(-1), d_o.reshape(-1, d_o.shape[-1]))
+
+
+def sample_chunk(tables, ids, sents, key, cfg: StepConfig) -> dict:
+    """The random choices of one chunk, all made on device.
+
+    Returns ``ids``/``sents [capacity]`` (subsampled tokens compacted to the front, padding has
+    sentence ``-1``), ``reach [capacity]`` (each centre's reduced window), ``negs [capacity //
+    negative_group, negative_draws]`` and the counts ``n_kept``/``n_dropped``.
+    """
+    w, s = cfg.window, cfg.negative_group
+    n_in, c = ids.shape[0], cfg.capacity
+    n_neg = (c // s) * cfg.negative_draws
+    # One draw of random bits serves every use (a single PRNG call keeps compilation fast).
+    bits = jax.random.bits(key, (n_in + c + 2 * n_neg,), jnp.uint32)
+    b_keep, b_win, b_neg = bits[:n_in], bits[n_in : n_in + c], bits[n_in + c :]
+    # Subsample, then compact surviving tokens to the front (order kept), so windows span the
+    # surviving words as in gensim. The buffer holds ``capacity`` tokens (the expected survivors
+    # plus a wide margin); any overflow is counted and dropped.
+    keep = (sents >= 0) & (uniform_from_bits(b_keep) < tables["keep"][ids])
+    dest = jnp.where(keep, jnp.cumsum(keep) - 1, c)
+    n_kept = keep.sum()
+    out = {
+        "ids": jnp.zeros(c, jnp.int32).at[dest].set(ids, mode="drop"),
+        "sents": jnp.full(c, -1, jnp.int32).at[dest].set(sents, mode="drop"),
+        # Dynamic windows: centre j sees contexts j + o, 0 < |o| <= W - b_j, b_j ~ U{0..W-1}.
+        "reach": w - randint_from_bits(b_win, w),
+        "n_kept": n_kept,
+        "n_dropped": jnp.maximum(n_kept - c, 0),
+    }
+    if cfg.negative:
+        out["negs"] = alias_sample_from_bits(
+            b_neg.reshape(c // s, cfg.negative_draws, 2), tables["accept"], tables["alias"]
+        )
+    return out
+
+
+def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig):
+    """Sparse updates of one chunk, computed from the current ``params``.
+
+    Args:
+      params: ``{"syn0": [V, D], "syn1neg": [V, D] (negative > 0), "syn1": [V - 1, D] (hs)}``.
+      tables: device constants: ``keep [V]``, ``accept``/``alias [V]`` (negatives),
+        ``codes``/``points [V, L]``, ``lengths [V]`` (hs).
+      ids: ``[C] int32`` token ids; sents: ``[C] int32`` sentence ids, ``-1`` for padding.
+      key: PRNG key of this chunk; alpha: learning rate (scalar).
+    Returns:
+      ``(updates, stats)``: ``updates[name] = (rows [M] int32, deltas [M, D])`` to scatter-add,
+      ``stats = [kept tokens, trained centres (CBOW) or pairs (SG), tokens lost to overflow]``.
+    """
+    return updates_from_draws(
+        params, tables, sample_chunk(tables, ids, sents, key, cfg), alpha, cfg
+    )
+
+
+def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
+    """The deterministic part of :func:`chunk_updates`, given :func:`sample_chunk`'s draws."""
+    w, s, c = cfg.window, cfg.negative_group, cfg.capacity
+    syn0 = params["syn0"]
+    dt = syn0.dtype
+    ids, sents, reach = draws["ids"], draws["sents"], draws["reach"]
+    valid = sents >= 0
+    # mask[o][j]: is (centre j, context j + o) a training pair (same sentence, within reach)?
+    offsets = tuple(range(-w, 0)) + tuple(range(1, w + 1))
+    sp = _pad(sents, w, -1)
+    masks = [
+        (valid & (_shift(sp, o, w, c) == sents) & (abs(o) <= reach)).astype(dt) for o in offsets
+    ]
+    count = sum(masks)  # [C] contexts per centre
+
+    x = syn0[ids]  # [C, D] input rows of the compacted chunk
+    xp = _pad(x, w)
+    updates: dict = {}
+    if cfg.sg:
+        d_parts = [jnp.zeros_like(x) for _ in offsets]  # d_parts[o][j]: error for input j + o
+        d_x = jnp.zeros_like(x)
+    else:
+        h = sum(m[:, None] * _shift(xp, o, w, c) for m, o in zip(masks, offsets))
+        if cfg.cbow_mean:
+            h = h / jnp.maximum(count, 1.0)[:, None]
+        has_ctx = (count > 0).astype(dt)
+        d_h = jnp.zeros_like(x)
+
+    if cfg.negative:
+        y = params["syn1neg"][ids]  # [C, D] positive outputs (the centre words)
+        negs = draws["negs"]
+        if cfg.sg:
+            # Positive pairs: input = context j + o, output = centre j (gensim's orientation).
+            d_y = jnp.zeros_like(y)
+            for i, (m, o) in enumerate(zip(masks, offsets)):
+                xo = _shift(xp, o, w, c)
+                g = (1.0 - jax.nn.sigmoid(jnp.sum(xo * y, -1))) * alpha * m
+                d_parts[i] = d_parts[i] + g[:, None] * y
+                d_y = d_y + g[:, None] * xo
+            # Negatives: every pair with input j shares j's group negatives, so the negative
+            # term of input j is counted once, weighted by its number of pairs.
+            n_pairs = _unshift_sum(masks, offsets, w, c)  # [C]
+            d_xn, upd = _shared_negatives(
+                params["syn1neg"],
+                negs,
+                x.reshape(c // s, s, -1),
+                alpha,
+                (n_pairs * (cfg.negative / cfg.negative_draws)).reshape(c // s, s),
+            )
+            d_x = d_x + d_xn.reshape(c, -1)
+        else:
+            g = (1.0 - jax.nn.sigmoid(jnp.sum(h * y, -1))) * alpha * has_ctx
+            d_h = d_h + g[:, None] * y
+            d_y = g[:, None] * h
+            # As gensim, a negative equal to the centre word is skipped.
+            mask = (negs[:, None, :] != ids.reshape(c // s, s)[:, :, None]).astype(dt)
+            d_hn, upd = _shared_negatives(
+                params["syn1neg"], negs, h.reshape(c // s, s, -1), alpha,
+                has_ctx.reshape(c // s, s), mask,
+            )  # fmt: skip
+            d_h = d_h + d_hn.reshape(c, -1)
+        updates["syn1neg"] = (jnp.concatenate([ids, upd[0]]), jnp.concatenate([d_y, upd[1]]))
+
+    if cfg.hs:
+        # Hierarchical softmax: the inner nodes on the centre's Huffman path are its outputs.
+        points = tables["points"][ids]  # [C, L]
+        labels = 1.0 - tables["codes"][ids].astype(dt)
+        on_path = (jnp.arange(points.shape[1])[None, :] < tables["lengths"][ids][:, None]).astype(
+            dt
+        )
+        o = params["syn1"][points]  # [C, L, D]
+        # Every path starts at the root, so the top inner nodes receive one update per example
+        # of the chunk. Sequential SGD lets each react to the last; summed at once they would
+        # overshoot, so a node's summed update is scaled to at most ``max_repeats`` updates'
+        # worth (O(V) counts per step, no V x D state).
+        per_centre = count if cfg.sg else has_ctx
+        n_node = (
+            jnp.zeros(params["syn1"].shape[0], dt).at[points].add(on_path * per_centre[:, None])
+        )
+        node_scale = jnp.minimum(1.0, cfg.max_repeats / jnp.maximum(n_node[points], 1.0))  # [C, L]
+        if cfg.sg:
+            xctx = jnp.stack([_shift(xp, off, w, c) for off in offsets], axis=1)  # [C, 2W, D]
+            maskf = jnp.stack(masks, axis=1)  # [C, 2W]
+            g = labels[:, None, :] - jax.nn.sigmoid(jnp.einsum("cod,cld->col", xctx, o))
+            g = g * alpha * maskf[:, :, None] * on_path[:, None, :]
+            d_ctx = jnp.einsum("col,cld->cod", g, o)
+            d_parts = [d_parts[i] + d_ctx[:, i] for i in range(len(offsets))]
+            d_o = jnp.einsum("col,cod->cld", g, xctx) * node_scale[:, :, None]
+        else:
+            g = (labels - jax.nn.sigmoid(jnp.einsum("cd,cld->cl", h, o))) * alpha
+            g = g * on_path * has_ctx[:, None]
+            d_h = d_h + jnp.einsum("cl,cld->cd", g, o)
+            d_o = (g * node_scale)[:, :, None] * h[:, None, :]
+        updates["syn1"] = (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1]))
+
+    if cfg.sg:
+        d_x = d_x + _unshift_sum(d_parts, offsets, w, c)
+        n_trained = sum(m.sum() for m in masks)
+    else:
+        if not cfg.cbow_mean:  # gensim divides the error over summed windows
+            d_h = d_h / jnp.maximum(count, 1.0)[:, None]
+        d_x = _unshift_sum([m[:, None] * d_h for m in masks], offsets, w, c)
+        n_trained = has_ctx.sum()
+    updates["syn0"] = (ids, d_x)
+    stats = jnp.stack([draws["n_kept"], n_trained, draws["n_dropped"]]).astype(dt)
+    return updates, stats
+
+
+def _apply(params, updates):
+    return {
+        name: table.at[updates[name][0]].add(updates[name][1], mode="drop")
+        if name in updates
+        else table
+        for name, table in params.items()
+    }
+
+
+@functools.lru_cache(maxsize=32)  # models with equal settings share one compiled step
+def make_train_step(cfg: StepConfig, mesh: Mesh):
+    """Jitted ``step(params, tables, corpus, sentence_ids, chunk_index[G], alpha[G], key)``.
+
+    ``corpus``/``sentence_ids`` are the padded ``[n_chunks * C]`` arrays on device; ``chunk_index``
+    picks the ``G`` chunks this step trains on (``G`` divisible by the mesh size). ``params`` is
+    donated. Returns ``(params, stats [3])`` summed over chunks (see :func:`chunk_updates`).
+    """
+    c = cfg.chunk_size
+
+    def local(params, tables, corpus, sents, chunk_index, alpha, key):
+        def one(ci, a):
+            start = ci * c
+            ids = jax.lax.dynamic_slice(corpus, (start,), (c,))
+            sid = jax.lax.dynamic_slice(sents, (start,), (c,))
+            return chunk_updates(params, tables, ids, sid, jax.random.fold_in(key, ci), a, cfg)
+
+        updates, stats = jax.vmap(one)(chunk_index, alpha)
+        updates = jax.tree.map(lambda u: u.reshape((-1,) + u.shape[2:]), updates)
+        updates = jax.lax.all_gather(updates, "data", tiled=True)
+        stats = jax.lax.psum(stats.sum(0), "data")
+        return _apply(params, updates), stats
+
+    sharded = jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(P(), P(), P(), P(), P("data"), P("data"), P()),
+        out_specs=(P(), P()),
+        check_vma=False,  # outputs are replicated: every device applies the same gathered updates
+    )
+    return jax.jit(sharded, donate_argnums=0)
+
+
+def make_mesh(devices=None) -> Mesh:
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.asarray(devices), ("data",))
+
+
+def replicate(tree, mesh: Mesh):
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh) -> dict:
+    """Tables replicated on ``mesh``: input vectors ~ U[-0.5/D, 0.5/D] (word2vec's
+    initialisation, drawn in place on the host so a 1M x D table costs one copy, not the several
+    intermediates of an on-device PRNG), output vectors zero."""
+    syn0 = np.random.default_rng(seed).random((v, d), dtype=np.float32)
+    syn0 -= 0.5
+    syn0 /= d
+    sharding = NamedSharding(mesh, P())
+    params = {"syn0": jax.block_until_ready(jax.device_put(syn0, sharding))}
+    del syn0
+    zeros = jax.jit(
+        lambda n: jnp.zeros((n, d), jnp.float32), static_argnums=0, out_shardings=sharding
+    )
+    if negative:
+        params["syn1neg"] = zeros(v)
+    if hs:
+        params["syn1"] = zeros(max(v - 1, 1))
+    return params

