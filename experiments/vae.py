@@ -20,7 +20,12 @@ import optax
 from embeddings_jax.data.batching import epoch_batches
 from embeddings_jax.data.images import class_names, load_mnist
 from embeddings_jax.eval.likelihood import iwae_log_likelihood
-from embeddings_jax.models.autoencoder import VAE, AutoEncoder, bernoulli_log_likelihood, gaussian_kl
+from embeddings_jax.models.autoencoder import (
+    VAE,
+    AutoEncoder,
+    bernoulli_log_likelihood,
+    gaussian_kl,
+)
 from embeddings_jax.train import LoopConfig, create_train_state, make_mesh, progress, train
 from experiments.common import RESULTS_DIR, write_results
 
@@ -119,8 +124,8 @@ def evaluate(model, params, x_test: np.ndarray, config, rng: jax.Array) -> dict[
     out = {k: v / len(x_test) for k, v in sums.items()}
     out["neg_elbo"] = out["rec"] + out["kl"]
     if config.model == "vae" and config.iwae_samples:
-        posterior = lambda x: model.apply({"params": params}, x, method=VAE.posterior)  # noqa: E731
-        decode = lambda z: model.apply({"params": params}, z, method=VAE.generate)  # noqa: E731
+        posterior = lambda x: model.apply({"params": params}, x, method=VAE.posterior)
+        decode = lambda z: model.apply({"params": params}, z, method=VAE.generate)
         iwae = jax.jit(
             lambda x, key: iwae_log_likelihood(posterior, decode, x, key, config.iwae_samples, min(100, config.iwae_samples))
         )
@@ -141,9 +146,9 @@ def run(config, workdir: str) -> dict:
     mesh = make_mesh(config.num_devices or None)
     dummy = jnp.zeros((1, 784), jnp.float32)
     if config.model == "vae":
-        init = lambda key: model.init(key, dummy, key)["params"]  # noqa: E731
+        init = lambda key: model.init(key, dummy, key)["params"]
     else:
-        init = lambda key: model.init(key, dummy)["params"]  # noqa: E731
+        init = lambda key: model.init(key, dummy)["params"]
     tx = optax.adam(config.learning_rate)
     state = create_train_state(init, tx, config.seed, mesh)
     batch_fn, steps_per_epoch = epoch_batches({"image": x_train}, config.batch_size, config.seed)

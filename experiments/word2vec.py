@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import pathlib
-import platform
-import subprocess
 import time
 
 import ml_collections
 import numpy as np
+
+from experiments.common import git_sha, hardware
 
 VARIANTS = {  # name -> (sg, hs, negative)
     "sgns": (1, 0, 5),
@@ -265,14 +265,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return metrics
 
 
-def _git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "uncommitted"
-
-
 def _write_results(config, metrics, neighbours, plot, out: pathlib.Path):
     import shutil
 
@@ -337,17 +329,10 @@ def _write_results(config, metrics, neighbours, plot, out: pathlib.Path):
         "```",
         "",
         (
-            f"Hardware: {platform.processor() or platform.machine()}, {_cpu_count()} CPU cores, no accelerator. "
-            f"git sha: {_git_sha()}."
+            f"Hardware: {hardware()}. git sha: {git_sha()}."
         ),
     ]
     (out / "word2vec.md").write_text("\n".join(md) + "\n")
     (out / "word2vec.json").write_text(json.dumps(flat, indent=1, default=float))
     if plot:
         shutil.copy(plot, out / "word2vec_pca.png")
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -15,13 +15,13 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("EMBEDDINGS_JAX_QUIET", "1")
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import numpy as np
+import optax
 
-from embeddings_jax.data.batching import epoch_batches  # noqa: E402
-from embeddings_jax.train import LoopConfig, create_train_state, make_mesh, train  # noqa: E402
-from experiments.vae import build_model, get_config, make_loss_fn  # noqa: E402
+from embeddings_jax.data.batching import epoch_batches
+from embeddings_jax.train import LoopConfig, create_train_state, make_mesh, train
+from experiments.vae import build_model, get_config, make_loss_fn
 
 
 def main(workdir: str, num_steps: int, kill_at: int | None) -> None:
@@ -38,7 +38,7 @@ def main(workdir: str, num_steps: int, kill_at: int | None) -> None:
         return batch_fn(step)
 
     mesh = make_mesh()
-    init = lambda key: model.init(key, images[:1], key)["params"]  # noqa: E731
+    init = lambda key: model.init(key, images[:1], key)["params"]
     state = create_train_state(init, optax.adam(1e-3), 0, mesh)
     loop = LoopConfig(num_steps=num_steps, log_every=1, checkpoint_every=4)
     state = train(state, make_loss_fn(model, config), batches, mesh=mesh, workdir=workdir, config=loop)

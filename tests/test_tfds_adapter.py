@@ -5,7 +5,7 @@ import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from embeddings_jax.data import images, tfds_adapter  # noqa: E402
+from embeddings_jax.data import images, tfds_adapter
 
 
 def test_tfds_mnist_through_load_mnist():

@@ -37,7 +37,7 @@ def _vae_setup(num_devices, hidden=64, latents=8):
     model = build_model(config)
     images = np.random.default_rng(0).random((256, 784), dtype=np.float32)
     mesh = make_mesh(num_devices)
-    init = lambda key: model.init(key, images[:1], key)["params"]  # noqa: E731
+    init = lambda key: model.init(key, images[:1], key)["params"]
     state = create_train_state(init, optax.adam(1e-3), 0, mesh)
     batch_fn, _ = epoch_batches({"image": images}, 32, seed=0)
     return state, make_loss_fn(model, config), batch_fn, mesh
@@ -101,7 +101,7 @@ def test_sigkill_then_resume_reaches_bitwise_identical_parameters(tmp_path):
 
 
 def _small_state(mesh, seed=0):
-    init = lambda key: {"w": jax.random.normal(key, (16, 4)), "b": jnp.zeros(4)}  # noqa: E731
+    init = lambda key: {"w": jax.random.normal(key, (16, 4)), "b": jnp.zeros(4)}
     return create_train_state(init, optax.adam(1e-2), seed, mesh)
 
 

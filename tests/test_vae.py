@@ -76,7 +76,7 @@ def test_iwae_converges_to_exact_log_likelihood_by_quadrature():
 
 def test_iwae_argument_errors():
     decode = _toy_decoder()
-    post = lambda x: (jnp.zeros((1, 1)), jnp.zeros((1, 1)))  # noqa: E731
+    post = lambda x: (jnp.zeros((1, 1)), jnp.zeros((1, 1)))
     with pytest.raises(ValueError, match="multiple of chunk"):
         iwae_log_likelihood(post, decode, jnp.zeros((1, 12)), jax.random.PRNGKey(0), 150, 100)
 

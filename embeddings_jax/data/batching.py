@@ -7,7 +7,7 @@ sees exactly the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -288,7 +288,7 @@ def content_sha256(path: pathlib.Path) -> str:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _verified(path: str, mtime_ns: int, size: int, expected: str) -> bool:
     del mtime_ns, size  # part of the cache key: a file changed on disk is checked again
     try:

@@ -7,7 +7,7 @@ grows; with K = 1 it is the ELBO.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

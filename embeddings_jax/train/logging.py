@@ -6,7 +6,8 @@ import json
 import math
 import os
 import pathlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import tqdm

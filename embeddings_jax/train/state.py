@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.struct
 import jax
@@ -26,7 +27,7 @@ class TrainState(flax.struct.PyTreeNode):
     rng: jax.Array
     tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
-    def apply_gradients(self, grads: Any) -> "TrainState":
+    def apply_gradients(self, grads: Any) -> TrainState:
         updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
         params = optax.apply_updates(self.params, updates)
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state)
