@@ -10,10 +10,25 @@ nbclient = pytest.importorskip("nbclient")
 
 COLAB = pathlib.Path(__file__).resolve().parents[1] / "colab"
 NOTEBOOKS = sorted(COLAB.glob("*.ipynb"))
+# Registry datasets each notebook reads (word2vec runs on its built-in synthetic corpus).
+DATASETS = {
+    "autoencoders": ["mnist"],
+    "bert_embeddings": ["flickr8k_text"],
+    "dual_encoder": ["fashion_mnist"],
+    "recommender": ["ml-100k"],
+    "seq2seq": ["multi30k"],
+    "word2vec": [],
+}
+
+
+def test_every_notebook_declares_its_datasets():
+    assert sorted(DATASETS) == [p.stem for p in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, monkeypatch):
+def test_notebook_runs(path, monkeypatch, shared_data):
+    for dataset in DATASETS.get(path.stem, []):
+        shared_data(dataset)
     # The kernel is a fresh process: one CPU device, no progress bars, offline data cache.
     monkeypatch.setenv("XLA_FLAGS", "")
     monkeypatch.setenv("EMBEDDINGS_JAX_QUIET", "1")
