@@ -77,12 +77,7 @@ class Checkpointer:
         Without ``step``: the newest readable checkpoint, moving unreadable ones aside.
         Returns ``(state, step)``, or ``None`` when the directory holds no checkpoint.
         """
-        abstract = jax.tree.map(
-            lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else jax.ShapeDtypeStruct(
-                x.shape, x.dtype, sharding=getattr(x, "sharding", None)
-            ),
-            target,
-        )
+        abstract = abstract_like(target)
         if step is not None:
             if step not in self.all_steps():
                 raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}")
