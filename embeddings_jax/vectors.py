@@ -1,7 +1,8 @@
 """``KeyedVectors``: words and their vectors, with gensim's query and file API.
 
-Nearest neighbours use cosine similarity on unit-normalised vectors (top-k on device through
-``jax.lax.top_k``); files are the word2vec C text/binary formats, readable and writable by gensim.
+Nearest neighbours use cosine similarity on unit-normalised vectors: ``most_similar`` searches a
+``FlatIndex(metric="ip")`` of them (the project's blockwise exact top-k; ``index`` exposes it for
+batched queries), the other rankings use ``jax.lax.top_k``; files are the word2vec C text/binary formats, readable and writable by gensim.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from embeddings_jax.index.flat import FlatIndex
 
 Key = str
 
@@ -33,6 +36,7 @@ class KeyedVectors:
         self.vectors = vectors
         self.counts = None if counts is None else np.asarray(counts, np.int64)
         self._norms = None
+        self._flat = None
 
     # ------------------------------------------------------------------ basic access
     @property
@@ -94,6 +98,17 @@ class KeyedVectors:
             if np.isfinite(v)
         ]
 
+    def index(self, restrict_vocab: int | None = None) -> FlatIndex:
+        """An exact inner-product ``FlatIndex`` of the unit vectors of the first ``restrict_vocab``
+        words (ids = word indices), built once and reused until the vectors change."""
+        normed = self.get_normed_vectors()
+        limit = len(self) if restrict_vocab is None else min(restrict_vocab, len(self))
+        if self._flat is None or self._flat[0] is not normed or self._flat[1] != limit:
+            index = FlatIndex(self.vector_size, "ip")
+            index.add(normed[:limit])
+            self._flat = (normed, limit, index)
+        return self._flat[2]
+
     def most_similar(self, positive=None, negative=None, topn: int = 10, restrict_vocab=None):
         """Words closest (cosine) to the mean of the unit vectors of ``positive`` minus ``negative``.
 
@@ -107,10 +122,15 @@ class KeyedVectors:
             for w, _ in items
         ]
         query = _unit(np.mean([wt * v for v, (_, wt) in zip(vecs, items)], axis=0))
-        limit = len(self) if restrict_vocab is None else min(restrict_vocab, len(self))
-        scores = normed[:limit] @ query
-        exclude = [self.key_to_index[w] for w, _ in items if isinstance(w, str)]
-        return self._top(scores, topn, [i for i in exclude if i < limit])
+        index = self.index(restrict_vocab)
+        exclude = {self.key_to_index[w] for w, _ in items if isinstance(w, str)}
+        k = min(len(index), topn + len(exclude))
+        if k <= 0:
+            return []
+        scores, ids = index.search(query[None], k)
+        hits = [(self.index_to_key[i], float(v)) for v, i in zip(scores[0], ids[0])
+                if i >= 0 and i not in exclude and np.isfinite(v)]
+        return hits[:topn]
 
     def most_similar_cosmul(
         self, positive=None, negative=None, topn: int = 10, restrict_vocab=None

@@ -6,10 +6,11 @@ whose centroids score best.
 Search is *list-major*, so the inner loop is a matrix product rather than a matrix-vector product:
 each cell is stored as fixed-size chunks of ``chunk`` vectors; the host groups the (query, chunk)
 pairs of a query batch by chunk into tiles of up to ``group`` queries, and one jitted program scans the
-tiles, scoring ``[group, D] x [D, chunk]`` per tile (IVF-PQ decodes the chunk's codes first, once for
-all queries of the tile), gathers each query's tile rows and takes one top-k per query. Each stored
-vector is read once per tile instead of once per probing query, and small tiles of a batched matmul
-run several times faster on CPU than the matrix-vector products of a query-major scan.
+tiles, scoring ``[group, D] x [D, chunk]`` per tile, gathers each query's tile rows and takes one top-k
+per query. Each stored vector is read once per tile instead of once per probing query, and small tiles
+of a batched matmul run several times faster on CPU than the matrix-vector products of a query-major
+scan. IVF-PQ instead scans query-major with lookup tables (asymmetric distance computation): ``M`` table
+lookups per candidate cost less than decoding its ``D`` values, however the decoding is shared.
 """
 
 from __future__ import annotations
@@ -42,6 +43,31 @@ def _coarse(q, centroids, nprobe, metric):
     return topk.chunked_topk(s, nprobe)[1]
 
 
+def query_chunks(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarray):
+    """Every (query, chunk) pair a batch scans, in query order.
+
+    Returns ``query, slot, chunk [P]`` (the pair's query, its slot among the query's chunks and the
+    chunk id), ``slot_chunk [Q, S]`` (``-1`` = empty) and ``slot_probe [Q, S]`` (which of the query's
+    probes the slot's cell is, ``0`` when empty), with ``S`` the most chunks any query scans.
+    """
+    nq, nprobe = probes.shape
+    counts = list_chunks[probes]  # [Q, nprobe]
+    per_query = counts.sum(axis=1)
+    total = int(per_query.sum())
+    query = np.repeat(np.arange(nq), per_query)
+    pair_counts = counts.ravel()
+    pair_first = np.repeat(list_start[probes].ravel(), pair_counts)
+    within = np.arange(total) - np.repeat(np.cumsum(pair_counts) - pair_counts, pair_counts)
+    chunk = pair_first + within
+    slot = np.arange(total) - np.repeat(np.cumsum(per_query) - per_query, per_query)
+    num_slots = max(1, int(per_query.max()))
+    slot_chunk = np.full((nq, num_slots), -1, np.int64)
+    slot_chunk[query, slot] = chunk
+    slot_probe = np.zeros((nq, num_slots), np.int64)
+    slot_probe[query, slot] = np.repeat(np.tile(np.arange(nprobe), nq), pair_counts)
+    return query, slot, chunk, slot_chunk, slot_probe
+
+
 def plan_tiles(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarray, group: int):
     """Host-side schedule for one query batch.
 
@@ -52,20 +78,9 @@ def plan_tiles(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarr
       ``slot_src [Q, S]`` (row ``tile * group + member`` holding each slot's scores, ``-1`` = empty) and
       ``slot_chunk [Q, S]`` (chunk in each slot, ``-1`` = empty), with ``S`` the most chunks any query scans.
     """
-    nq, _nprobe = probes.shape
-    counts = list_chunks[probes]  # [Q, nprobe]
-    per_query = counts.sum(axis=1)
-    total = int(per_query.sum())
-    # expand every (query, cell) pair into its chunks
-    query = np.repeat(np.arange(nq), per_query)
-    pair_counts = counts.ravel()
-    pair_first = np.repeat(list_start[probes].ravel(), pair_counts)
-    within = np.arange(total) - np.repeat(np.cumsum(pair_counts) - pair_counts, pair_counts)
-    chunk = pair_first + within
-    slot = np.arange(total) - np.repeat(np.cumsum(per_query) - per_query, per_query)
-    num_slots = max(1, int(per_query.max()))
-    slot_chunk = np.full((nq, num_slots), -1, np.int64)
-    slot_chunk[query, slot] = chunk
+    nq = len(probes)
+    query, slot, chunk, slot_chunk, _ = query_chunks(probes, list_start, list_chunks)
+    total = len(chunk)
     # group by chunk into tiles of up to `group` queries
     order = np.argsort(chunk, kind="stable")
     chunk, query, slot = chunk[order], query[order], slot[order]
@@ -79,7 +94,7 @@ def plan_tiles(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarr
     tile_chunk[tile] = chunk
     tile_query = np.full((num_tiles, group), nq, np.int64)
     tile_query[tile, rank % group] = query
-    slot_src = np.full((nq, num_slots), -1, np.int64)
+    slot_src = np.full(slot_chunk.shape, -1, np.int64)
     slot_src[query, slot] = tile * group + rank % group
     return tile_chunk, tile_query, slot_src, slot_chunk
 
@@ -127,6 +142,58 @@ def _scan_tiles(q, tile_chunk, tile_query, slot_src, slot_pos, chunk_data, decod
     vals, where = topk.chunked_topk(scores, k)
     pos = jnp.take_along_axis(flat_pos, where, axis=1)
     return vals, jnp.where(jnp.isneginf(vals), -1, pos)
+
+
+@functools.partial(jax.jit, static_argnames=("metric", "k", "sub"))
+def _adc_scan(q, probes, slot_chunk, slot_probe, chunk_pos, codes_t, norms, centroids, codebooks, metric, k, sub):
+    """IVF-PQ asymmetric distance computation, query-major, ``sub`` queries at a time.
+
+    For a stored ``x = c + r`` (cell centroid plus PQ-decoded residual) the score is
+    ``q.c + sum_m lut[m, code_m] (- ||x||^2 / 2 for l2)``, with ``lut[m, j] = q_m . codebook[m, j]``
+    built once per query: per candidate, ``M`` table lookups and adds instead of decoding ``D`` values.
+    Lookups run code-position-major (``M`` gathers of ``[sub, S * C]`` from a 256-entry row each).
+
+    Args:
+      q ``[Q, D]``; probes ``[Q, nprobe]``; slot_chunk / slot_probe ``[Q, S]`` (empty slots point at the
+      all-empty chunk); chunk_pos ``[chunks, C]`` (stored position, ``-1`` = none); codes_t
+      ``[chunks, M, C]`` uint8; norms ``[chunks, C]`` = ``||x||^2 / 2``; centroids ``[nlist, D]``;
+      codebooks ``[M, ksub, D / M]``.
+    Returns ``(scores, positions)``, each ``[Q, k]``.
+    """
+    m, ksub, dsub = codebooks.shape
+    nq, num_slots = slot_chunk.shape
+
+    def batch(args):
+        qb, pb, sc, sp = args
+        pos = chunk_pos[sc].reshape(sub, -1)
+        lut = jnp.einsum("bmd,mkd->bmk", qb.reshape(sub, m, dsub), codebooks,
+                         precision=similarity.full_precision())
+        coarse = jnp.einsum("bd,bpd->bp", qb, centroids[pb], precision=similarity.full_precision())
+        codes = codes_t[sc]  # [sub, S, M, C]
+        chunk = codes.shape[-1]
+        s = jnp.broadcast_to(jnp.take_along_axis(coarse, sp, axis=1)[:, :, None], (sub, num_slots, chunk))
+        s = s.reshape(sub, -1)
+        for j in range(m):
+            idx = codes[:, :, j, :].reshape(sub, -1).astype(jnp.int32)
+            s = s + jnp.take_along_axis(lut[:, j, :], idx, axis=1)
+        if metric == "l2":
+            s = s - norms[sc].reshape(sub, -1)
+        s = jnp.where(pos >= 0, s, -jnp.inf)
+        vals, where = topk.chunked_topk(s, k)
+        p = jnp.take_along_axis(pos, where, axis=1)
+        return vals, jnp.where(jnp.isneginf(vals), -1, p)
+
+    xs = jax.tree.map(lambda a: a.reshape(nq // sub, sub, *a.shape[1:]),
+                      (q, probes, slot_chunk, slot_probe))
+    vals, pos = jax.lax.map(batch, xs)
+    return vals.reshape(nq, k), pos.reshape(nq, k)
+
+
+@jax.jit
+def _half_sqnorms(chunk_data, chunks):
+    """``||x||^2 / 2`` of the IVF-PQ reconstructions in ``chunks``: ``[len(chunks), C]``."""
+    x = pq_decode(chunk_data, chunks)
+    return 0.5 * jnp.sum(x * x, axis=-1)
 
 
 class IVFIndex(Index):
@@ -301,21 +368,94 @@ class IVFIndex(Index):
 
 class IVFPQIndex(IVFIndex):
     """IVF-PQ (FAISS IndexIVFPQ, residual encoding): each vector is stored as ``m`` bytes, the PQ code of
-    its residual to the cell centroid. Search decodes each scanned chunk once per tile (ADC: queries stay
-    exact) and scores it with a matrix product.
+    its residual to the cell centroid. Search is asymmetric distance computation (queries stay exact):
+    one ``[M, 256]`` lookup table per query, then ``M`` lookups per scanned vector (see ``_adc_scan``).
+    For l2 the search also keeps ``||x||^2 / 2`` of every reconstruction on the device (4 bytes per
+    vector, derived from the codes, not stored; FAISS keeps ``nlist x M x 256`` precomputed tables).
 
-    Args: as ``IVFIndex`` plus ``m`` (subquantizers, must divide ``dim``) and ``pq_iters``.
+    Args: as ``IVFIndex`` plus ``m`` (subquantizers, must divide ``dim``), ``pq_iters`` and ``adc_batch``
+    (queries per lookup step; bounds the work memory to ``adc_batch x scanned vectors x m`` bytes).
     """
 
-    _decode = staticmethod(pq_decode)
-
-    def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, m: int = 8, *, pq_iters: int = 20, **kwargs):
+    def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, m: int = 8, *, pq_iters: int = 20,
+                 adc_batch: int = 128, **kwargs):
         if m <= 0 or dim % m:
             raise ValueError(f"m={m} subquantizers must divide the dimension {dim}")
         super().__init__(dim, metric, nlist, **kwargs)
-        self.m, self.pq_iters = int(m), int(pq_iters)
+        self.m, self.pq_iters, self.adc_batch = int(m), int(pq_iters), int(adc_batch)
         self.codebooks = None
         self._codes = np.zeros((0, self.m), np.uint8)
+        self._adc = None
+
+    def _adc_arrays(self, layout):
+        """``(codes_t [chunks, M, C], norms [chunks, C] or None, positions [chunks, C])`` for ``_adc_scan``,
+        on the device, cached per layout."""
+        if self._adc is None or self._adc[0] is not layout:
+            chunk_data = layout[0]
+            codes_t = jnp.swapaxes(chunk_data[0], 1, 2)
+            norms = None
+            if self.metric == "l2":
+                n = chunk_data[0].shape[0]
+                norms = jnp.concatenate([
+                    _half_sqnorms(chunk_data, jnp.arange(i, min(i + 1024, n))) for i in range(0, n, 1024)])
+            self._adc = (layout, codes_t, norms, jnp.asarray(layout[1], jnp.int32))
+        return self._adc[1:]
+
+    group_queries = 512  # queries per padded group (a multiple of adc_batch)
+
+    def _adc_group(self, qb, probes, slot_chunk, slot_probe, chunk_data, chunk_pos, codes_t, norms, metric, k):
+        """Top ``k`` ``(scores, positions)`` of one group of queries through ``_adc_scan``."""
+        used = max(1, int((slot_chunk >= 0).sum(1).max()))
+        slot_chunk, slot_probe = slot_chunk[:, :used], slot_probe[:, :used]
+        nq = -(-len(qb) // self.adc_batch) * self.adc_batch
+        widen = ((0, nq - len(qb)), (0, _bucket(used, 4) - used))
+        slot_chunk = np.pad(slot_chunk, widen, constant_values=-1)
+        slot_probe = np.pad(slot_probe, widen)
+        kk = min(k, slot_chunk.shape[1] * self.chunk)
+        vals, pos = _adc_scan(
+            jnp.asarray(np.pad(qb, ((0, nq - len(qb)), (0, 0)))),
+            jnp.asarray(np.pad(probes, ((0, nq - len(qb)), (0, 0))), jnp.int32),
+            jnp.asarray(np.where(slot_chunk < 0, chunk_pos.shape[0] - 1, slot_chunk), jnp.int32),
+            jnp.asarray(slot_probe, jnp.int32), chunk_pos,
+            codes_t, norms, chunk_data[2], chunk_data[3], metric, kk, self.adc_batch)
+        vals, pos = np.asarray(vals)[:len(qb)], np.asarray(pos)[:len(qb)].astype(np.int64)
+        if kk < k:
+            vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+            pos = np.pad(pos, ((0, 0), (0, k - kk)), constant_values=-1)
+        return vals, pos
+
+    def search(self, q, k: int, nprobe: int | None = None):
+        """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
+        q, k = self._prepare_search(q, k)
+        q = self._prep(q)
+        nprobe = min(self.nlist, int(nprobe or self.nprobe))
+        if nprobe <= 0:
+            raise ValueError(f"nprobe must be positive, got {nprobe}")
+        layout = self._layout()
+        chunk_data, chunk_pos, list_start, list_chunks = layout
+        codes_t, norms, pos_dev = self._adc_arrays(layout)
+        metric = "l2" if self.metric == "l2" else "ip"
+        centroids = chunk_data[2]
+        scores, positions = [], []
+        for start in range(0, len(q), self.query_batch):
+            qb = q[start:start + self.query_batch]
+            probes = np.asarray(_coarse(jnp.asarray(qb), centroids, nprobe, metric)).astype(np.int64)
+            _, _, _, slot_chunk, slot_probe = query_chunks(probes, list_start, list_chunks)
+            # Queries sorted by how many chunks they scan, in groups of ``group_queries`` padded to
+            # their group's widest query (not the batch's): cells differ in size, so this cuts the
+            # padded work at large nprobe.
+            order = np.argsort((slot_chunk >= 0).sum(1), kind="stable")
+            vals = np.full((len(qb), k), -np.inf, np.float32)
+            pos = np.full((len(qb), k), -1, np.int64)
+            for g in range(0, len(qb), self.group_queries):
+                rows = order[g:g + self.group_queries]
+                vals[rows], pos[rows] = self._adc_group(
+                    qb[rows], probes[rows], slot_chunk[rows], slot_probe[rows], chunk_data, pos_dev,
+                    codes_t, norms, metric, k)
+            scores.append(vals)
+            positions.append(pos)
+        scores, positions = np.concatenate(scores), np.concatenate(positions)
+        return self._finish(scores, positions, np.sum(q * q, axis=1) if self.metric == "l2" else None)
 
     def _train_codes(self, x) -> None:
         residual = x - self.centroids[self.assign(x)]
@@ -342,7 +482,7 @@ class IVFPQIndex(IVFIndex):
         return self._codes.nbytes
 
     def _config(self):
-        return {**super()._config(), "m": self.m, "pq_iters": self.pq_iters}
+        return {**super()._config(), "m": self.m, "pq_iters": self.pq_iters, "adc_batch": self.adc_batch}
 
     def _arrays(self):
         arrays = super()._arrays()
