@@ -144,44 +144,43 @@ def _scan_tiles(q, tile_chunk, tile_query, slot_src, slot_pos, chunk_data, decod
     return vals, jnp.where(jnp.isneginf(vals), -1, pos)
 
 
-@functools.partial(jax.jit, static_argnames=("metric", "k", "sub"))
-def _adc_scan(q, probes, slot_chunk, slot_probe, chunk_pos, codes_t, norms, centroids, codebooks, metric, k, sub):
+@functools.partial(jax.jit, static_argnames=("k", "sub"))
+def _adc_scan(q, probes, slot_chunk, slot_probe, chunk_pos, codes_t, bias, centroids, codebooks, k, sub):
     """IVF-PQ asymmetric distance computation, query-major, ``sub`` queries at a time.
 
     For a stored ``x = c + r`` (cell centroid plus PQ-decoded residual) the score is
-    ``q.c + sum_m lut[m, code_m] (- ||x||^2 / 2 for l2)``, with ``lut[m, j] = q_m . codebook[m, j]``
-    built once per query: per candidate, ``M`` table lookups and adds instead of decoding ``D`` values.
-    Lookups run code-position-major (``M`` gathers of ``[sub, S * C]`` from a 256-entry row each).
+    ``q.c + sum_m lut[m, code_m] + bias``, with ``lut[m, j] = q_m . codebook[m, j]`` built once per
+    query and ``bias = -||x||^2 / 2`` (l2) or ``0`` (inner product), ``-inf`` for empty entries: per
+    candidate, ``M`` table lookups and adds instead of decoding ``D`` values. Lookups run
+    code-position-major (``M`` gathers of ``[sub, S * C]`` from a 256-entry row each); stored positions
+    are looked up for the ``k`` winners only.
 
     Args:
       q ``[Q, D]``; probes ``[Q, nprobe]``; slot_chunk / slot_probe ``[Q, S]`` (empty slots point at the
       all-empty chunk); chunk_pos ``[chunks, C]`` (stored position, ``-1`` = none); codes_t
-      ``[chunks, M, C]`` uint8; norms ``[chunks, C]`` = ``||x||^2 / 2``; centroids ``[nlist, D]``;
-      codebooks ``[M, ksub, D / M]``.
+      ``[chunks, M, C]`` uint8; bias ``[chunks, C]``; centroids ``[nlist, D]``; codebooks
+      ``[M, ksub, D / M]``.
     Returns ``(scores, positions)``, each ``[Q, k]``.
     """
     m, ksub, dsub = codebooks.shape
     nq, num_slots = slot_chunk.shape
+    chunk = codes_t.shape[-1]
 
     def batch(args):
         qb, pb, sc, sp = args
-        pos = chunk_pos[sc].reshape(sub, -1)
         lut = jnp.einsum("bmd,mkd->bmk", qb.reshape(sub, m, dsub), codebooks,
                          precision=similarity.full_precision())
         coarse = jnp.einsum("bd,bpd->bp", qb, centroids[pb], precision=similarity.full_precision())
         codes = codes_t[sc]  # [sub, S, M, C]
-        chunk = codes.shape[-1]
-        s = jnp.broadcast_to(jnp.take_along_axis(coarse, sp, axis=1)[:, :, None], (sub, num_slots, chunk))
+        s = jnp.take_along_axis(coarse, sp, axis=1)[:, :, None] + bias[sc]  # [sub, S, C]
         s = s.reshape(sub, -1)
         for j in range(m):
             idx = codes[:, :, j, :].reshape(sub, -1).astype(jnp.int32)
             s = s + jnp.take_along_axis(lut[:, j, :], idx, axis=1)
-        if metric == "l2":
-            s = s - norms[sc].reshape(sub, -1)
-        s = jnp.where(pos >= 0, s, -jnp.inf)
-        vals, where = topk.chunked_topk(s, k)
-        p = jnp.take_along_axis(pos, where, axis=1)
-        return vals, jnp.where(jnp.isneginf(vals), -1, p)
+        vals, where = jax.lax.top_k(s, k)  # faster than chunked_topk after the gathers (measured)
+        slot_chunks = jnp.take_along_axis(sc, where // chunk, axis=1)
+        pos = chunk_pos[slot_chunks, where % chunk]
+        return vals, jnp.where(jnp.isneginf(vals), -1, pos)
 
     xs = jax.tree.map(lambda a: a.reshape(nq // sub, sub, *a.shape[1:]),
                       (q, probes, slot_chunk, slot_probe))
@@ -381,6 +380,7 @@ class IVFPQIndex(IVFIndex):
                  adc_batch: int = 128, **kwargs):
         if m <= 0 or dim % m:
             raise ValueError(f"m={m} subquantizers must divide the dimension {dim}")
+        kwargs.setdefault("chunk", 32)  # finer than IVF-Flat's: less padding per scanned cell
         super().__init__(dim, metric, nlist, **kwargs)
         self.m, self.pq_iters, self.adc_batch = int(m), int(pq_iters), int(adc_batch)
         self.codebooks = None
@@ -388,22 +388,23 @@ class IVFPQIndex(IVFIndex):
         self._adc = None
 
     def _adc_arrays(self, layout):
-        """``(codes_t [chunks, M, C], norms [chunks, C] or None, positions [chunks, C])`` for ``_adc_scan``,
-        on the device, cached per layout."""
+        """``(codes_t [chunks, M, C], bias [chunks, C], positions [chunks, C])`` for ``_adc_scan``, on the
+        device, cached per layout."""
         if self._adc is None or self._adc[0] is not layout:
             chunk_data = layout[0]
             codes_t = jnp.swapaxes(chunk_data[0], 1, 2)
-            norms = None
+            pos = jnp.asarray(layout[1], jnp.int32)
+            bias = jnp.zeros(pos.shape, jnp.float32)
             if self.metric == "l2":
                 n = chunk_data[0].shape[0]
-                norms = jnp.concatenate([
+                bias = -jnp.concatenate([
                     _half_sqnorms(chunk_data, jnp.arange(i, min(i + 1024, n))) for i in range(0, n, 1024)])
-            self._adc = (layout, codes_t, norms, jnp.asarray(layout[1], jnp.int32))
+            self._adc = (layout, codes_t, jnp.where(pos >= 0, bias, -jnp.inf), pos)
         return self._adc[1:]
 
     group_queries = 512  # queries per padded group (a multiple of adc_batch)
 
-    def _adc_group(self, qb, probes, slot_chunk, slot_probe, chunk_data, chunk_pos, codes_t, norms, metric, k):
+    def _adc_group(self, qb, probes, slot_chunk, slot_probe, chunk_data, chunk_pos, codes_t, bias, k):
         """Top ``k`` ``(scores, positions)`` of one group of queries through ``_adc_scan``."""
         used = max(1, int((slot_chunk >= 0).sum(1).max()))
         slot_chunk, slot_probe = slot_chunk[:, :used], slot_probe[:, :used]
@@ -417,7 +418,7 @@ class IVFPQIndex(IVFIndex):
             jnp.asarray(np.pad(probes, ((0, nq - len(qb)), (0, 0))), jnp.int32),
             jnp.asarray(np.where(slot_chunk < 0, chunk_pos.shape[0] - 1, slot_chunk), jnp.int32),
             jnp.asarray(slot_probe, jnp.int32), chunk_pos,
-            codes_t, norms, chunk_data[2], chunk_data[3], metric, kk, self.adc_batch)
+            codes_t, bias, chunk_data[2], chunk_data[3], kk, self.adc_batch)
         vals, pos = np.asarray(vals)[:len(qb)], np.asarray(pos)[:len(qb)].astype(np.int64)
         if kk < k:
             vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
@@ -433,7 +434,7 @@ class IVFPQIndex(IVFIndex):
             raise ValueError(f"nprobe must be positive, got {nprobe}")
         layout = self._layout()
         chunk_data, chunk_pos, list_start, list_chunks = layout
-        codes_t, norms, pos_dev = self._adc_arrays(layout)
+        codes_t, bias, pos_dev = self._adc_arrays(layout)
         metric = "l2" if self.metric == "l2" else "ip"
         centroids = chunk_data[2]
         scores, positions = [], []
@@ -451,7 +452,7 @@ class IVFPQIndex(IVFIndex):
                 rows = order[g:g + self.group_queries]
                 vals[rows], pos[rows] = self._adc_group(
                     qb[rows], probes[rows], slot_chunk[rows], slot_probe[rows], chunk_data, pos_dev,
-                    codes_t, norms, metric, k)
+                    codes_t, bias, k)
             scores.append(vals)
             positions.append(pos)
         scores, positions = np.concatenate(scores), np.concatenate(positions)
