@@ -162,8 +162,8 @@ def _adc_scan(q, probes, slot_chunk, slot_probe, chunk_pos, codes_t, bias, centr
       ``[M, ksub, D / M]``.
     Returns ``(scores, positions)``, each ``[Q, k]``.
     """
-    m, ksub, dsub = codebooks.shape
-    nq, num_slots = slot_chunk.shape
+    m, _, dsub = codebooks.shape
+    nq = slot_chunk.shape[0]
     chunk = codes_t.shape[-1]
 
     def batch(args):
@@ -305,13 +305,17 @@ class IVFIndex(Index):
         return self._device
 
     # ---------------------------------------------------------------- search
-    def search(self, q, k: int, nprobe: int | None = None):
-        """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
+    def _prepare_ivf_search(self, q, k, nprobe):
+        """Checked ``(queries, k, nprobe)``; ``nprobe`` defaults to ``self.nprobe``, capped at ``nlist``."""
         q, k = self._prepare_search(q, k)
-        q = self._prep(q)
         nprobe = min(self.nlist, int(nprobe or self.nprobe))
         if nprobe <= 0:
             raise ValueError(f"nprobe must be positive, got {nprobe}")
+        return self._prep(q), k, nprobe
+
+    def search(self, q, k: int, nprobe: int | None = None):
+        """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
+        q, k, nprobe = self._prepare_ivf_search(q, k, nprobe)
         chunk_data, chunk_pos, list_start, list_chunks = self._layout()
         metric = "l2" if self.metric == "l2" else "ip"
         centroids = jnp.asarray(self.centroids)
@@ -427,13 +431,9 @@ class IVFPQIndex(IVFIndex):
 
     def search(self, q, k: int, nprobe: int | None = None):
         """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
-        q, k = self._prepare_search(q, k)
-        q = self._prep(q)
-        nprobe = min(self.nlist, int(nprobe or self.nprobe))
-        if nprobe <= 0:
-            raise ValueError(f"nprobe must be positive, got {nprobe}")
+        q, k, nprobe = self._prepare_ivf_search(q, k, nprobe)
         layout = self._layout()
-        chunk_data, chunk_pos, list_start, list_chunks = layout
+        chunk_data, _, list_start, list_chunks = layout
         codes_t, bias, pos_dev = self._adc_arrays(layout)
         metric = "l2" if self.metric == "l2" else "ip"
         centroids = chunk_data[2]
