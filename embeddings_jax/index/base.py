@@ -48,6 +48,16 @@ def check_k(k) -> int:
     return int(k)
 
 
+def pad_results(scores: np.ndarray, positions: np.ndarray, k: int):
+    """Pads higher-is-better ``[Q, kk]`` results to ``k`` columns with missing entries (``-inf``,
+    position ``-1``), as FAISS returns when fewer than ``k`` vectors are reachable."""
+    extra = k - scores.shape[1]
+    if extra <= 0:
+        return scores, positions
+    return (np.pad(scores, ((0, 0), (0, extra)), constant_values=-np.inf),
+            np.pad(positions, ((0, 0), (0, extra)), constant_values=-1))
+
+
 def normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from embeddings_jax.index.base import Index, as_matrix, normalize
+from embeddings_jax.index.base import Index, as_matrix, normalize, pad_results
 from embeddings_jax.index.kmeans import kmeans
 from embeddings_jax.ops import quantize, similarity, topk
 
@@ -99,12 +99,6 @@ def plan_tiles(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarr
     return tile_chunk, tile_query, slot_src, slot_chunk
 
 
-def flat_decode(chunk_data, tile_chunk):
-    """IVF-Flat chunks: ``[T, C, D]`` vectors of the tiles' chunks."""
-    (x,) = chunk_data
-    return x[tile_chunk]
-
-
 def pq_decode(chunk_data, tile_chunk):
     """IVF-PQ chunks: centroid of the cell plus the decoded residual, ``[T, C, D]``."""
     codes, chunk_list, centroids, codebooks = chunk_data
@@ -115,8 +109,8 @@ def pq_decode(chunk_data, tile_chunk):
     return residual + centroids[chunk_list[tile_chunk]][:, None, :]
 
 
-@functools.partial(jax.jit, static_argnames=("decode", "metric", "k", "steps", "compute_dtype"))
-def _scan_tiles(q, tile_chunk, tile_query, slot_src, slot_pos, chunk_data, decode, metric, k, steps,
+@functools.partial(jax.jit, static_argnames=("metric", "k", "steps", "compute_dtype"))
+def _scan_tiles(q, tile_chunk, tile_query, slot_src, slot_pos, chunk_data, metric, k, steps,
                 compute_dtype=jnp.float32):
     """Scores every tile ``[T, group, C]``, gathers each query's slots ``[Q, S, C]``, returns its top ``k``."""
     nq = q.shape[0]
@@ -125,7 +119,7 @@ def _scan_tiles(q, tile_chunk, tile_query, slot_src, slot_pos, chunk_data, decod
 
     def body(_, x):
         t_chunk, t_query = x
-        vecs = decode(chunk_data, t_chunk)  # [TG, C, D]
+        vecs = chunk_data[0][t_chunk]  # [TG, C, D] stored vectors of the tiles' chunks
         qs = q_pad[t_query]  # [TG, G, D]
         s = jnp.einsum("tgd,tcd->tgc", qs.astype(compute_dtype), vecs.astype(compute_dtype),
                        precision=similarity.full_precision(), preferred_element_type=jnp.float32)
@@ -209,7 +203,6 @@ class IVFIndex(Index):
     """
 
     requires_training = True
-    _decode = staticmethod(flat_decode)
 
     def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, *, nprobe: int = 1, chunk: int = 64,
                  group: int | None = None, tiles_per_step: int = 16, kmeans_iters: int = 20, seed: int = 0,
@@ -339,11 +332,8 @@ class IVFIndex(Index):
             vals, pos = _scan_tiles(
                 jnp.asarray(qb), tile_chunk.astype(np.int32), tile_query.astype(np.int32),
                 slot_src.astype(np.int32), slot_pos.astype(np.int32), chunk_data,
-                type(self)._decode, metric, kk, num_tiles // step, jnp.dtype(self.compute_dtype))
-            vals, pos = np.asarray(vals), np.asarray(pos).astype(np.int64)
-            if kk < k:
-                vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
-                pos = np.pad(pos, ((0, 0), (0, k - kk)), constant_values=-1)
+                metric, kk, num_tiles // step, jnp.dtype(self.compute_dtype))
+            vals, pos = pad_results(np.asarray(vals), np.asarray(pos).astype(np.int64), k)
             scores.append(vals)
             positions.append(pos)
         scores, positions = np.concatenate(scores), np.concatenate(positions)
@@ -380,6 +370,8 @@ class IVFPQIndex(IVFIndex):
     (queries per lookup step; bounds the work memory to ``adc_batch x scanned vectors x m`` bytes).
     """
 
+    group_queries = 512  # queries padded to a common scan length (sorted by it, see ``search``)
+
     def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, m: int = 8, *, pq_iters: int = 20,
                  adc_batch: int = 128, **kwargs):
         if m <= 0 or dim % m:
@@ -406,8 +398,6 @@ class IVFPQIndex(IVFIndex):
             self._adc = (layout, codes_t, jnp.where(pos >= 0, bias, -jnp.inf), pos)
         return self._adc[1:]
 
-    group_queries = 512  # queries per padded group (a multiple of adc_batch)
-
     def _adc_group(self, qb, probes, slot_chunk, slot_probe, chunk_data, chunk_pos, codes_t, bias, k):
         """Top ``k`` ``(scores, positions)`` of one group of queries through ``_adc_scan``."""
         used = max(1, int((slot_chunk >= 0).sum(1).max()))
@@ -423,11 +413,7 @@ class IVFPQIndex(IVFIndex):
             jnp.asarray(np.where(slot_chunk < 0, chunk_pos.shape[0] - 1, slot_chunk), jnp.int32),
             jnp.asarray(slot_probe, jnp.int32), chunk_pos,
             codes_t, bias, chunk_data[2], chunk_data[3], kk, self.adc_batch)
-        vals, pos = np.asarray(vals)[:len(qb)], np.asarray(pos)[:len(qb)].astype(np.int64)
-        if kk < k:
-            vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
-            pos = np.pad(pos, ((0, 0), (0, k - kk)), constant_values=-1)
-        return vals, pos
+        return pad_results(np.asarray(vals)[:len(qb)], np.asarray(pos)[:len(qb)].astype(np.int64), k)
 
     def search(self, q, k: int, nprobe: int | None = None):
         """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from embeddings_jax.index.base import Index, as_matrix, normalize
+from embeddings_jax.index.base import Index, as_matrix, normalize, pad_results
 from embeddings_jax.index.flat import round_block
 from embeddings_jax.index.sq8 import rescore
 from embeddings_jax.ops import quantize, similarity, topk
@@ -157,9 +157,7 @@ class BinaryIndex(_CodeIndex):
                                     query_batch=self.query_batch, mesh=self.mesh, approx=self.approx)
         metric = "l2" if self.metric == "l2" else "ip"
         scores, pos = rescore(q, self._x, pos.astype(np.int64), metric, min(k, shortlist))
-        if scores.shape[1] < k:
-            scores = np.pad(scores, ((0, 0), (0, k - scores.shape[1])), constant_values=-np.inf)
-            pos = np.pad(pos, ((0, 0), (0, k - pos.shape[1])), constant_values=-1)
+        scores, pos = pad_results(scores, pos, k)
         return self._finish(scores, pos, np.sum(q * q, axis=1) if self.metric == "l2" else None)
 
     def _config(self):

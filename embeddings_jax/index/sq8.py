@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from embeddings_jax.index.base import Index, as_matrix, normalize
-from embeddings_jax.index.flat import round_block
+from embeddings_jax.index.base import Index, as_matrix, normalize, pad_results
+from embeddings_jax.index.flat import ip_score, l2_score, round_block
 from embeddings_jax.ops import quantize, similarity, topk
-
-
-def sq8_dim_ip(q_state, block):
-    """Per-dimension scales folded into the query: ``(q * scale) . codes`` (the ``q . offset`` term is per query)."""
-    (qs,) = q_state
-    return similarity.dot(qs, block[0])
-
-
-def sq8_dim_l2(q_state, block):
-    (qs,) = q_state
-    codes, half_sqnorm = block
-    return similarity.dot(qs, codes) - half_sqnorm[None, :]
 
 
 def sq8_vec_ip(q_state, block):
@@ -144,7 +132,9 @@ class SQ8Index(Index):
         metric = "l2" if self.metric == "l2" else "ip"
         shortlist = min(n, k * self.rescore) if self.rescore else k
         if self.scales == "dimension":
-            fn = sq8_dim_l2 if metric == "l2" else sq8_dim_ip
+            # Per-dimension scales folded into the query: the flat scores of ``q * scale`` against
+            # the codes (the ``q . offset`` term is per query and added back on the host).
+            fn = l2_score if metric == "l2" else ip_score
             state = (q * self.scale,)
         else:
             fn = sq8_vec_l2 if metric == "l2" else sq8_vec_ip
@@ -155,10 +145,7 @@ class SQ8Index(Index):
             scores = scores + (q @ self.offset)[:, None]
         if self.rescore:
             scores, pos = rescore(q, self._x, pos.astype(np.int64), metric, min(k, shortlist))
-        if scores.shape[1] < k:  # k > ntotal with re-scoring: pad like FAISS
-            pad = k - scores.shape[1]
-            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-            pos = np.pad(pos, ((0, 0), (0, pad)), constant_values=-1)
+        scores, pos = pad_results(scores, pos, k)  # k > ntotal with re-scoring
         return self._finish(scores, pos, np.sum(q * q, axis=1) if self.metric == "l2" else None)
 
     def _config(self):
