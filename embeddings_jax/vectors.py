@@ -2,7 +2,8 @@
 
 Nearest neighbours use cosine similarity on unit-normalised vectors: ``most_similar`` searches a
 ``FlatIndex(metric="ip")`` of them (the project's blockwise exact top-k; ``index`` exposes it for
-batched queries), the other rankings use ``jax.lax.top_k``; files are the word2vec C text/binary formats, readable and writable by gensim.
+batched queries), the other rankings use ``jax.lax.top_k``; files are the word2vec C text/binary
+formats, readable and writable by gensim.
 """
 
 from __future__ import annotations

@@ -127,6 +127,19 @@ def validate_ratings(
     return ratings
 
 
+def check_id_pairs(user, item, num_users: int, num_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(user, item)`` as arrays after checking they are 1-D, of equal length and inside the
+    tables; raises ``ValueError`` naming the first unknown id (used at prediction time)."""
+    user, item = np.asarray(user), np.asarray(item)
+    if user.shape != item.shape or user.ndim != 1:
+        raise ValueError(f"user and item must be 1-D of equal length, got {user.shape}, {item.shape}")
+    for name, ids, n in (("user", user, num_users), ("item", item, num_items)):
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            bad = ids[(ids < 0) | (ids >= n)][0]
+            raise ValueError(f"unknown {name} id {bad}: the model knows ids 0..{n - 1}")
+    return user, item
+
+
 def load_ratings(split: str = "u.data", *, dataset: str = DATASET) -> Ratings:
     """Ratings of one file: ``"u.data"`` (all), ``"u1.base"``, ..., ``"ub.test"``."""
     if split not in SPLITS:

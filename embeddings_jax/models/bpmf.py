@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from embeddings_jax.data.ratings import RATING_RANGE, Ratings, validate_ratings
+from embeddings_jax.data.ratings import RATING_RANGE, Ratings, check_id_pairs, validate_ratings
 from embeddings_jax.train.logging import progress
 
 
@@ -160,14 +160,7 @@ class FittedBPMF:
 
     def predict(self, user, item, *, clip: tuple[float, float] | None = RATING_RANGE) -> np.ndarray:
         """Posterior-mean ratings ``[B]``; ids outside the tables raise ``ValueError``."""
-        user, item = np.asarray(user), np.asarray(item)
-        if user.shape != item.shape or user.ndim != 1:
-            raise ValueError(f"user and item must be 1-D of equal length, got {user.shape}, {item.shape}")
-        for name, ids, n in (("user", user, self.user_draws.shape[1]),
-                             ("item", item, self.item_draws.shape[1])):
-            if ids.size and (ids.min() < 0 or ids.max() >= n):
-                bad = ids[(ids < 0) | (ids >= n)][0]
-                raise ValueError(f"unknown {name} id {bad}: the model knows ids 0..{n - 1}")
+        user, item = check_id_pairs(user, item, self.user_draws.shape[1], self.item_draws.shape[1])
         pred = self.mu + np.asarray(_mean_dot(jnp.asarray(self.user_draws), jnp.asarray(self.item_draws),
                                               jnp.asarray(user), jnp.asarray(item)))
         return np.clip(pred, *clip) if clip is not None else pred
@@ -188,7 +181,6 @@ def fit(train: Ratings, config: BPMFConfig = BPMFConfig(), *, num_users: int, nu
     mu = float(np.mean(train.rating))
     us, vs = _gibbs(jnp.asarray(train.user, jnp.int32), jnp.asarray(train.item, jnp.int32),
                     jnp.asarray(train.rating - mu, jnp.float32), num_users, num_items, config)
-    us, vs = np.asarray(us), np.asarray(vs)
     if not (np.isfinite(us).all() and np.isfinite(vs).all()):
         raise FloatingPointError("the Gibbs chain produced non-finite factors; lower dim or alpha")
     return FittedBPMF(mu, us, vs)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from embeddings_jax.data.ratings import RATING_RANGE, Ratings, validate_ratings
+from embeddings_jax.data.ratings import RATING_RANGE, Ratings, check_id_pairs, validate_ratings
 from embeddings_jax.train.state import TrainState
 
 
@@ -138,17 +138,7 @@ class FittedMF:
     def predict(self, user, item, *, clip: tuple[float, float] | None = RATING_RANGE) -> np.ndarray:
         """Predicted ratings ``[B]``. Unknown ids (outside the tables) raise ValueError; ids that
         had no training ratings get the bias-only prediction."""
-        user, item = np.asarray(user), np.asarray(item)
-        for name, ids, n in (
-            ("user", user, self.model.num_users),
-            ("item", item, self.model.num_items),
-        ):
-            if ids.shape != user.shape or ids.ndim != 1:
-                raise ValueError(f"user and item must be 1-D of equal length, got {user.shape}, "
-                                 f"{item.shape}")
-            if ids.size and (ids.min() < 0 or ids.max() >= n):
-                bad = ids[(ids < 0) | (ids >= n)][0]
-                raise ValueError(f"unknown {name} id {bad}: the model knows ids 0..{n - 1}")
+        user, item = check_id_pairs(user, item, self.model.num_users, self.model.num_items)
         pred = np.asarray(_predict(self.model, self.params, user, item, self.implicit, self.side))
         return np.clip(pred, *clip) if clip is not None else pred
 
