@@ -7,6 +7,10 @@
     concatenated to every input embedding;
   - ``attention=True``: Bahdanau additive attention, the previous top-layer state queries the
     encoder outputs (padding masked) and the attended context is concatenated to the input.
+* Output: logits from the top GRU state, or (``readout_dim > 0``) from Bahdanau's "deep
+  output" ``tanh(W [state; context; input embedding])`` of size ``readout_dim``; with
+  ``tie_embeddings`` (needs ``readout_dim == embed_dim``) the output matrix is the target
+  embedding table (Press & Wolf 2017), which regularises small corpora such as Multi30k.
 * ``Seq2Seq``: ``__call__`` (teacher forcing, training) scans the very cell that
   ``decode_step`` runs at inference time, so both paths share one definition.
 
@@ -76,6 +80,7 @@ class DecoderCell(nn.Module):
 
     @nn.compact
     def __call__(self, cache, emb, train: bool = False):
+        """Returns the new cache and ((top state [N, H], context [N, C]), attention [N, S])."""
         h = cache["h"]
         if self.attention:
             query = nn.Dense(self.attention_dim, use_bias=False, name="query")(h[:, -1])
@@ -91,7 +96,7 @@ class DecoderCell(nn.Module):
             hl, x = nn.GRUCell(self.hidden_dim, name=f"gru_{layer}")(h[:, layer], x)
             new_h.append(hl)
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return {**cache, "h": jnp.stack(new_h, axis=1)}, (x, weights)
+        return {**cache, "h": jnp.stack(new_h, axis=1)}, ((x, context), weights)
 
 
 class Seq2Seq(nn.Module):
@@ -104,8 +109,15 @@ class Seq2Seq(nn.Module):
     attention: bool = True
     attention_dim: int = 256
     dropout: float = 0.2
+    readout_dim: int = 0  # 0: logits from the top GRU state
+    tie_embeddings: bool = False
 
     def setup(self):
+        if self.tie_embeddings and self.readout_dim != self.embed_dim:
+            raise ValueError(
+                f"tie_embeddings needs readout_dim == embed_dim, got {self.readout_dim} and "
+                f"{self.embed_dim}"
+            )
         self.encoder = Encoder(
             self.src_vocab,
             self.embed_dim,
@@ -122,7 +134,22 @@ class Seq2Seq(nn.Module):
         self.cell = DecoderCell(
             self.hidden_dim, self.num_layers, self.attention, self.attention_dim, self.dropout
         )
-        self.out = nn.Dense(self.tgt_vocab)
+        if self.readout_dim:
+            self.readout = nn.Dense(self.readout_dim, name="readout")
+        self.drop = nn.Dropout(self.dropout)
+        if self.tie_embeddings:
+            self.out_bias = self.param("out_bias", nn.initializers.zeros, (self.tgt_vocab,))
+        else:
+            self.out = nn.Dense(self.tgt_vocab)
+
+    def logits(self, x, context, emb, train: bool = False):
+        """Next-token logits [..., V] from the top state, the context and the input embedding."""
+        if self.readout_dim:
+            x = jnp.tanh(self.readout(jnp.concatenate([x, context, emb], axis=-1)))
+            x = self.drop(x, deterministic=not train)
+        if self.tie_embeddings:
+            return self.tgt_embed.attend(x) + self.out_bias
+        return self.out(x)
 
     def encode(self, src, src_mask, train: bool = False) -> dict:
         """src int [B, S], src_mask bool [B, S] -> the decoder's initial cache (see module doc)."""
@@ -139,13 +166,14 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, tokens, cache):
         """tokens int [N] (previous token), cache -> next-token logits [N, V], new cache."""
-        cache, (x, _) = self.cell(cache, self.tgt_embed(tokens), False)
-        return self.out(x), cache
+        emb = self.tgt_embed(tokens)
+        cache, ((x, context), _) = self.cell(cache, emb, False)
+        return self.logits(x, context, emb), cache
 
     def __call__(self, src, src_mask, tgt_in, train: bool = False):
         """Teacher forcing: logits [B, T, V] and attention weights [B, T, S] (T x 0 without attention)."""
         cache = self.encode(src, src_mask, train)
-        emb = self.tgt_embed(tgt_in)
+        emb = self.drop(self.tgt_embed(tgt_in), deterministic=not train)
         scan = nn.scan(
             lambda cell, c, e: cell(c, e, train),
             variable_broadcast="params",
@@ -153,19 +181,29 @@ class Seq2Seq(nn.Module):
             in_axes=1,
             out_axes=1,
         )
-        _, (x, weights) = scan(self.cell, cache, emb)
-        return self.out(x), weights
+        _, ((x, context), weights) = scan(self.cell, cache, emb)
+        return self.logits(x, context, emb, train), weights
 
 
-def masked_cross_entropy(logits, targets, mask):
-    """Mean token cross-entropy over real (mask=True) positions; [B, T, V], [B, T], [B, T]."""
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+def masked_cross_entropy(logits, targets, mask, label_smoothing: float = 0.0):
+    """Mean token cross-entropy over real (mask=True) positions; [B, T, V], [B, T], [B, T].
+
+    ``label_smoothing`` eps trains against (1 - eps) one-hot + eps uniform (Szegedy et al. 2016).
+    """
+    logits = logits.astype(jnp.float32)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    if label_smoothing:
+        uniform = -jnp.mean(jax.nn.log_softmax(logits), axis=-1)
+        ce = (1.0 - label_smoothing) * ce + label_smoothing * uniform
     mask = mask.astype(jnp.float32)
     return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def make_loss_fn(model: Seq2Seq):
-    """``loss_fn(params, batch, rng) -> (loss, {"tokens", "accuracy"})`` for the training loop."""
+def make_loss_fn(model: Seq2Seq, label_smoothing: float = 0.0):
+    """``loss_fn(params, batch, rng) -> (loss, {"tokens", "accuracy", "nll"})`` for the loop.
+
+    ``loss`` is smoothed when ``label_smoothing > 0``; ``nll`` is always the plain cross-entropy.
+    """
 
     def loss_fn(params, batch, rng):
         logits, _ = model.apply(
@@ -176,12 +214,17 @@ def make_loss_fn(model: Seq2Seq):
             train=True,
             rngs={"dropout": rng},
         )
-        loss = masked_cross_entropy(logits, batch["tgt_out"], batch["tgt_mask"])
+        loss = masked_cross_entropy(logits, batch["tgt_out"], batch["tgt_mask"], label_smoothing)
+        nll = (
+            masked_cross_entropy(logits, batch["tgt_out"], batch["tgt_mask"])
+            if label_smoothing
+            else loss
+        )
         mask = batch["tgt_mask"].astype(jnp.float32)
         acc = jnp.sum((jnp.argmax(logits, -1) == batch["tgt_out"]) * mask) / jnp.maximum(
             jnp.sum(mask), 1.0
         )
-        return loss, {"tokens": jnp.sum(mask), "accuracy": acc}
+        return loss, {"tokens": jnp.sum(mask), "accuracy": acc, "nll": nll}
 
     return loss_fn
 
