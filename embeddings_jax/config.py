@@ -35,8 +35,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
             node = node[p]
         if leaf not in node:
             raise ValueError(f"unknown config key {key!r}; keys here: {sorted(node.keys())}")
-        value = parse_value(raw)
         current = node[leaf]
+        value = raw if isinstance(current, str) else parse_value(raw)  # "1,2" stays text for str keys
         if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if current is not None and value is not None and not isinstance(value, type(current)):

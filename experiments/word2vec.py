@@ -18,7 +18,7 @@ import time
 import ml_collections
 import numpy as np
 
-from experiments.common import git_sha, hardware
+from experiments.common import command_line, git_sha, hardware
 
 VARIANTS = {  # name -> (sg, hs, negative)
     "sgns": (1, 0, 5),
@@ -48,6 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.min_alpha = 0.0001
     c.epochs = 10
     c.seed = 1
+    c.seeds = ""  # comma-separated: train every variant (and gensim twin) per seed, report mean ± s.d.
     c.chunk_size = 0  # 0 = automatic
     c.negative_group = 8
     c.neighbour_words = "france,tokyo,king,horse,went"
@@ -68,6 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.vector_size = 100
         c.sample = 1e-4
         c.epochs = 5
+        c.seeds = "1,2,3,4,5"
         c.neighbour_words = "money,president,water,good,run,city"
         c.plot_words = (
             "man,woman,king,queen,boy,girl,father,mother,son,daughter,brother,sister,"
@@ -114,7 +116,47 @@ def _evaluate(kv, analogy, pairs) -> dict:
     return out
 
 
-def _gensim_vectors(config, sentences, sg, hs, negative):
+def _train_ours(config, variant: str, seed: int, sentences, analogy, pairs):
+    """Trains and evaluates one of our variants with ``seed``: (metrics, vectors)."""
+    from embeddings_jax.models.word2vec import Word2Vec
+
+    sg, hs, negative = VARIANTS[variant]
+    t0 = time.perf_counter()
+    model = Word2Vec(
+        vector_size=config.vector_size, window=config.window, min_count=config.min_count,
+        sample=config.sample, sg=sg, hs=hs, negative=negative if negative else 0,
+        ns_exponent=config.ns_exponent, cbow_mean=config.cbow_mean, alpha=config.alpha,
+        min_alpha=config.min_alpha, epochs=config.epochs, seed=seed,
+        chunk_size=config.chunk_size or None, negative_group=config.negative_group,
+    )  # fmt: skip
+    model.build_vocab(sentences)
+    t1 = time.perf_counter()
+    stats = model.train(sentences)
+    res = _evaluate(model.wv, analogy, pairs)
+    res.update(vocab_seconds=t1 - t0, train_seconds=stats["seconds"],
+               words_per_second=stats["words_per_second"], vocab_size=len(model.vocab))  # fmt: skip
+    print(f"[{variant} seed {seed}] analogy {res['analogy_acc']:.1%} (semantic "
+          f"{res['analogy_semantic']:.1%}, syntactic {res['analogy_syntactic']:.1%}); "
+          + "".join(f"{n} {res[n + '_spearman']:.3f}; " for n in pairs)
+          + f"{stats['words_per_second']:,.0f} words/s ({stats['seconds']:.1f} s incl. compilation), "
+          f"vocab {len(model.vocab)}")  # fmt: skip
+    return res, model.wv
+
+
+def aggregate(runs: list[dict], seeds: list[int]) -> dict:
+    """Mean of every numeric metric over seeds, with ``std`` (sample s.d., 0 for one seed),
+    ``seeds`` and ``per_seed`` (each run's numbers); other entries come from the first run."""
+    out = dict(runs[0])
+    numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and v is not None]
+    out.update({k: float(np.mean([r[k] for r in runs])) for k in numeric})
+    out["std"] = {k: float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0
+                  for k in numeric}  # fmt: skip
+    out["seeds"] = list(seeds)
+    out["per_seed"] = [{k: r[k] for k in numeric} for r in runs]
+    return out
+
+
+def _gensim_vectors(config, sentences, sg, hs, negative, seed=None):
     from gensim.models import Word2Vec as GensimWord2Vec
 
     from embeddings_jax.vectors import KeyedVectors
@@ -124,7 +166,8 @@ def _gensim_vectors(config, sentences, sg, hs, negative):
         vector_size=config.vector_size, window=config.window, min_count=config.min_count,
         sample=config.sample, sg=sg, hs=hs, negative=negative, ns_exponent=config.ns_exponent,
         cbow_mean=config.cbow_mean, alpha=config.alpha, min_alpha=config.min_alpha,
-        epochs=config.epochs, seed=config.seed, workers=config.gensim_workers,
+        epochs=config.epochs, seed=config.seed if seed is None else seed,
+        workers=config.gensim_workers,
     )  # fmt: skip
     m.build_vocab(sentences)
     t1 = time.perf_counter()
@@ -195,8 +238,6 @@ def pca_plot(kv, words, path: pathlib.Path, title: str) -> pathlib.Path | None:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    from embeddings_jax.models.word2vec import Word2Vec
-
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     sentences, analogy = _load(config, workdir)
@@ -212,40 +253,28 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metrics: dict = {"corpus": config.corpus, "corpus_words": n_words}
     if config.merge_metrics:
         metrics.update(json.loads(pathlib.Path(config.merge_metrics).read_text()))
+    seeds = [int(x) for x in str(config.seeds).split(",") if x.strip()] or [config.seed]
     tables, kvs = [], {}
     for v in variants:
-        sg, hs, negative = VARIANTS[v]
-        t0 = time.perf_counter()
-        model = Word2Vec(
-            vector_size=config.vector_size, window=config.window, min_count=config.min_count,
-            sample=config.sample, sg=sg, hs=hs, negative=negative if negative else 0,
-            ns_exponent=config.ns_exponent, cbow_mean=config.cbow_mean, alpha=config.alpha,
-            min_alpha=config.min_alpha, epochs=config.epochs, seed=config.seed,
-            chunk_size=config.chunk_size or None, negative_group=config.negative_group,
-        )  # fmt: skip
-        model.build_vocab(sentences)
-        t1 = time.perf_counter()
-        stats = model.train(sentences)
-        res = _evaluate(model.wv, analogy, pairs)
-        res.update(vocab_seconds=t1 - t0, train_seconds=stats["seconds"],
-                   words_per_second=stats["words_per_second"], vocab_size=len(model.vocab))  # fmt: skip
-        metrics[v] = res
-        kvs[v] = model.wv
-        print(f"[{v}] analogy {res['analogy_acc']:.1%} (semantic {res['analogy_semantic']:.1%}, "
-              f"syntactic {res['analogy_syntactic']:.1%}); {stats['words_per_second']:,.0f} words/s "
-              f"({stats['seconds']:.1f} s incl. compilation), vocab {len(model.vocab)}")  # fmt: skip
-        for name in pairs:
-            print(f"[{v}] {name} Spearman {res[name + '_spearman']:.3f}")
-        if v == variants[0]:
-            model.wv.save_word2vec_format(workdir / f"vectors_{v}.txt")
-        if config.compare_gensim:
-            gkv, gstats = _gensim_vectors(config, sentences, sg, hs, negative)
-            gres = _evaluate(gkv, analogy, pairs)
-            gres.update(gstats)
-            metrics[f"gensim_{v}"] = gres
-            kvs[f"gensim_{v}"] = gkv
-            print(f"[gensim {v}] analogy {gres['analogy_acc']:.1%}; "
-                  f"{gstats['words_per_second']:,.0f} words/s")  # fmt: skip
+        runs, gensim_runs = [], []
+        for seed in seeds:
+            res, kv = _train_ours(config, v, seed, sentences, analogy, pairs)
+            runs.append(res)
+            kvs.setdefault(v, kv)  # neighbours, plot and vectors: the first seed's model
+            if seed == seeds[0] and v == variants[0]:
+                kv.save_word2vec_format(workdir / f"vectors_{v}.txt")
+            if config.compare_gensim:
+                gkv, gstats = _gensim_vectors(config, sentences, *VARIANTS[v], seed=seed)
+                gres = _evaluate(gkv, analogy, pairs)
+                gres.update(gstats)
+                gensim_runs.append(gres)
+                kvs.setdefault(f"gensim_{v}", gkv)
+                print(f"[gensim {v} seed {seed}] analogy {gres['analogy_acc']:.1%}; "
+                      + "".join(f"{n} {gres[n + '_spearman']:.3f}; " for n in pairs)
+                      + f"{gstats['words_per_second']:,.0f} words/s")  # fmt: skip
+        metrics[v] = aggregate(runs, seeds)
+        if gensim_runs:
+            metrics[f"gensim_{v}"] = aggregate(gensim_runs, seeds)
     first = kvs[variants[0]]
     print(analogy_examples(first, analogy))
     words = [w for w in config.neighbour_words.split(",") if w]
@@ -265,6 +294,50 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return metrics
 
 
+SPEED_NOTE = """What limits it: XLA:CPU runs this step on about one core, whereas gensim runs two threads, and
+per core gensim is still about 2x faster for SG-NS. The step is memory-bound elementwise work over
+`[C, D]` rows (shifted context views, row dot products with a minor dimension of 100,
+scatter-adds). Splitting the step over two CPU "devices" does not help: replicated tables make
+every device apply all updates, and on a 2-core machine the two devices' all-gather can
+deadlock XLA:CPU's thread pool. Hierarchical softmax pays for padding every Huffman path to the
+longest code and is 5-15x slower than gensim."""
+
+
+def speed_section(path: pathlib.Path) -> list[str]:
+    """Markdown lines for the speed table of ``benchmarks/word2vec_vs_gensim`` (its JSON), if run."""
+    if not path.exists():
+        return ["(run `python -m benchmarks.word2vec_vs_gensim` for the speed comparison)"]
+    b = json.loads(path.read_text())
+    m, g = b["metrics"], b["peers"]["gensim"]
+    rows = ["| variant | embeddings_jax words/s | gensim words/s | ratio | analogy ours / gensim |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for v in b["config"]["variants"].split(","):
+        rows.append(f"| {v} | {m[v + '_words_per_second']:,.0f} | {g[v + '_words_per_second']:,.0f} | "
+                    f"{m[v + '_words_per_second_speedup_vs_gensim']:.2f} | "
+                    f"{m[v + '_analogy_acc']:.2%} / {g[v + '_analogy_acc']:.2%} |")  # fmt: skip
+    return [
+        (f"`{b['command']}` (medians of {b['config']['repeats']} runs, compilation excluded, vocabulary "
+        f"building timed apart, gensim with {b['config']['gensim_workers']} threads; "
+        f"`benchmarks/results/{path.name}`, git {b['git_sha']}):"),
+        "",
+        *rows,
+        "",
+        (f"Peak memory with a {m['memory_vocab_size']:,}-word vocabulary: "
+        f"{m['memory_peak_rss_mb']:,.0f} MB RSS ({m['memory_tables_mb']:,.0f} MB of tables)."),
+        "",
+        SPEED_NOTE,
+    ]
+
+
+def _cell(m: dict, key: str, fmt: str) -> str:
+    """``mean`` or ``mean ± s.d.`` (several seeds) of one metric, formatted with ``fmt``."""
+    value = m.get(key)
+    if value is None:
+        return "n/a"
+    std = m.get("std", {}).get(key)
+    return format(value, fmt) + (f" ± {format(std, fmt)}" if len(m.get("seeds", [])) > 1 else "")
+
+
 def _write_results(config, metrics, neighbours, plot, out: pathlib.Path):
     import shutil
 
@@ -273,27 +346,31 @@ def _write_results(config, metrics, neighbours, plot, out: pathlib.Path):
     flat: dict = {}
     pair_names = sorted({k[: -len("_spearman")] for v in metrics.values() if isinstance(v, dict)
                          for k in v if k.endswith("_spearman")})  # fmt: skip
-    header = "| model | impl | analogy total | semantic | syntactic | " + " | ".join(
-        f"{p} Spearman" for p in pair_names) + " | train words/s |"  # fmt: skip
-    rows = [header, "|" + "---|" * (6 + len(pair_names))]
+    columns = ["model", "impl", "seeds", "analogy total", "semantic", "syntactic",
+               *(f"{p} Spearman" for p in pair_names), "train words/s"]  # fmt: skip
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for key, m in metrics.items():
         if not isinstance(m, dict):
             continue
         impl, v = ("gensim", key[len("gensim_") :]) if key.startswith("gensim_") else ("ours", key)
         sfx = f"_{v}" + ("_gensim" if impl == "gensim" else "")
-        flat[f"{corpus}_analogy_acc{sfx}"] = m["analogy_acc"]
-        flat[f"{corpus}_analogy_semantic_acc{sfx}"] = m["analogy_semantic"]
-        flat[f"{corpus}_analogy_syntactic_acc{sfx}"] = m["analogy_syntactic"]
-        flat[f"{corpus}_train_words_per_second{sfx}"] = m["words_per_second"]
-        for p in pair_names:
-            flat[f"{corpus}_{p}_spearman{sfx}"] = m.get(f"{p}_spearman")
-        cells = [v, impl, f"{m['analogy_acc']:.2%}", f"{m['analogy_semantic']:.2%}",
-                 f"{m['analogy_syntactic']:.2%}"] + [f"{m.get(p + '_spearman', float('nan')):.3f}"
-                 for p in pair_names] + [f"{m['words_per_second']:,.0f}"]  # fmt: skip
+        names = {"analogy_acc": "analogy_acc", "analogy_semantic": "analogy_semantic_acc",
+                 "analogy_syntactic": "analogy_syntactic_acc",
+                 "words_per_second": "train_words_per_second",
+                 **{f"{p}_spearman": f"{p}_spearman" for p in pair_names}}  # fmt: skip
+        for src, dst in names.items():
+            flat[f"{corpus}_{dst}{sfx}"] = m.get(src)
+            if len(m.get("seeds", [])) > 1:
+                flat[f"{corpus}_{dst}_std{sfx}"] = m["std"].get(src)
+        seeds = m.get("seeds", [config.seed])
+        cells = [v, impl, str(len(seeds)), _cell(m, "analogy_acc", ".2%"),
+                 _cell(m, "analogy_semantic", ".2%"), _cell(m, "analogy_syntactic", ".2%")]
+        cells += [_cell(m, f"{p}_spearman", ".3f") for p in pair_names]
+        cells += [f"{m['words_per_second']:,.0f}"]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " |")
     settings = (f"vector_size={config.vector_size}, window={config.window}, min_count={config.min_count}, "
                 f"sample={config.sample}, negative={config.negative} (NS variants), hs=1 (HS variants), "
-                f"alpha={config.alpha}->{config.min_alpha}, epochs={config.epochs}, seed={config.seed}")  # fmt: skip
+                f"alpha={config.alpha}->{config.min_alpha}, epochs={config.epochs}")  # fmt: skip
     md = [
         "# word2vec on PTB + Brown, beside gensim",
         "",
@@ -303,16 +380,23 @@ def _write_results(config, metrics, neighbours, plot, out: pathlib.Path):
             "Word pairs: WordSim-353 and SimLex-999 from gensim's test data."
         ),
         f"Settings (identical for both): {settings}; gensim with {config.gensim_workers} worker threads.",
+        ("Each row is the mean ± sample standard deviation over the listed number of seeds (the same "
+        "seeds for both implementations): on a 2M-word corpus a single seed moves analogy accuracy by "
+        "about half a point and Spearman by one to two points."),
         "",
         *rows,
         "",
         (
-            "Words/second: raw corpus words per second of training, vocabulary building excluded; ours "
-            "includes jit compilation. This machine is shared with other jobs, so speed figures here are "
-            "indicative; `benchmarks/word2vec_vs_gensim.py` measures speed with medians."
+            "Words/second here: raw corpus words per second of training (vocabulary building "
+            "excluded; ours includes jit compilation), taken while the table was computed; the "
+            "speed comparison below is the benchmark's."
         ),
         "",
-        "## Nearest neighbours",
+        "## Speed",
+        "",
+        *speed_section(pathlib.Path("benchmarks/results/word2vec_vs_gensim-cpu.json")),
+        "",
+        "## Nearest neighbours (first seed)",
         "",
         neighbours,
         "",
@@ -325,12 +409,17 @@ def _write_results(config, metrics, neighbours, plot, out: pathlib.Path):
         "## Reproduce",
         "",
         "```",
-        "EMBEDDINGS_JAX_DATA=/path/to/data embeddings-jax word2vec --config ptb_brown --workdir /tmp/w2v",
+        f"EMBEDDINGS_JAX_DATA=/path/to/data {command_line()}",
         "```",
         "",
         (
-            f"Hardware: {hardware()}. git sha: {git_sha()}."
+            "`--config ptb_brown` alone trains all four variants and their gensim twins over five "
+            "seeds (about an hour on 2 CPU cores, most of it hierarchical softmax); "
+            "`--config.variants=` and `--config.merge_metrics=<metrics.json of an earlier run>` split "
+            "the work, as for the table above."
         ),
+        "",
+        f"Hardware: {hardware()}. git sha: {git_sha()}.",
     ]
     (out / "word2vec.md").write_text("\n".join(md) + "\n")
     (out / "word2vec.json").write_text(json.dumps(flat, indent=1, default=float))

@@ -20,6 +20,10 @@ def test_overrides_are_typed_and_checked():
     apply_overrides(c, ["lr=1", "epochs=5", "name=fashion_mnist", "model.hidden=32", "opt=adam"])
     assert c.lr == 1.0 and isinstance(c.lr, float) and c.epochs == 5 and c.model.hidden == 32
     assert c.opt == "adam"
+    apply_overrides(c, ["name=1,2", "name=3"])  # text keys keep the raw text, even if it parses
+    assert c.name == "3"
+    apply_overrides(c, ["name=1,2"])
+    assert c.name == "1,2"
     with pytest.raises(ValueError, match="unknown config key 'model.depth'"):
         apply_overrides(c, ["model.depth=3"])
     with pytest.raises(ValueError, match="unknown config key 'nope.x'"):

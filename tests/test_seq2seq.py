@@ -15,7 +15,7 @@ from embeddings_jax.train import create_train_state, make_mesh, make_train_step,
 V = 14
 
 
-def tiny(attention=True, bidirectional=True, num_layers=2, dropout=0.0):
+def tiny(attention=True, bidirectional=True, num_layers=2, dropout=0.0, readout=False):
     return S.Seq2Seq(
         V,
         V + 3,
@@ -26,6 +26,8 @@ def tiny(attention=True, bidirectional=True, num_layers=2, dropout=0.0):
         attention=attention,
         attention_dim=8,
         dropout=dropout,
+        readout_dim=8 if readout else 0,
+        tie_embeddings=readout,
     )
 
 
@@ -36,10 +38,16 @@ def toy_batch(seed=0, n=8, s=7, t=6):
     return P.make_batch(src, tgt, s, t)
 
 
-@pytest.mark.parametrize("attention,bidirectional,layers", [(True, True, 2), (False, False, 1)])
-def test_teacher_forcing_equals_step_decoding(attention, bidirectional, layers):
-    m, b = tiny(attention, bidirectional, layers), toy_batch()
+@pytest.mark.parametrize(
+    "attention,bidirectional,layers,readout",
+    [(True, True, 2, False), (False, False, 1, False), (True, True, 1, True), (False, True, 1, True)],
+)
+def test_teacher_forcing_equals_step_decoding(attention, bidirectional, layers, readout):
+    m, b = tiny(attention, bidirectional, layers, readout=readout), toy_batch()
     params = m.init(jax.random.PRNGKey(0), b["src"], b["src_mask"], b["tgt_in"])["params"]
+    if readout:  # tied: the output matrix is the target embedding table, no separate Dense
+        assert "out" not in params and params["out_bias"].shape == (V + 3,)
+        assert params["readout"]["kernel"].shape[-1] == 8
     logits, weights = m.apply({"params": params}, b["src"], b["src_mask"], b["tgt_in"])
     cache = m.apply({"params": params}, b["src"], b["src_mask"], method=S.Seq2Seq.encode)
     step = jax.jit(S.step_fn(m, params))
@@ -77,6 +85,18 @@ def test_masked_cross_entropy_matches_reference():
     expected = -np.mean([lp[i, j, targets[i, j]] for i in range(3) for j in range(4) if mask[i, j]])
     assert float(S.masked_cross_entropy(logits, targets, mask)) == pytest.approx(expected, rel=1e-5)
     assert float(S.masked_cross_entropy(logits, targets, np.zeros_like(mask))) == 0.0
+    eps = 0.1  # label smoothing: (1 - eps) * NLL + eps * mean over the vocabulary of -log p
+    smooth = -np.mean([(1 - eps) * lp[i, j, targets[i, j]] + eps * lp[i, j].mean()
+                       for i in range(3) for j in range(4) if mask[i, j]])  # fmt: skip
+    got = float(S.masked_cross_entropy(logits, targets, mask, label_smoothing=eps))
+    assert got == pytest.approx(smooth, rel=1e-5)
+
+
+def test_tied_embeddings_need_matching_readout():
+    m = S.Seq2Seq(V, V, embed_dim=8, hidden_dim=16, readout_dim=4, tie_embeddings=True)
+    b = toy_batch()
+    with pytest.raises(ValueError, match="tie_embeddings needs readout_dim == embed_dim"):
+        m.init(jax.random.PRNGKey(0), b["src"], b["src_mask"], b["tgt_in"])
 
 
 def _step_on(num_devices, dropout):

@@ -193,3 +193,17 @@ def test_bad_input_errors(tmp_path):
         Word2Vec().train([["a", "b"]])
     with pytest.raises(FileNotFoundError):
         Word2Vec.load(tmp_path / "nothing")
+
+
+def test_experiment_aggregates_seeds_as_mean_and_sample_std():
+    from experiments.word2vec import _cell, aggregate
+
+    runs = [{"analogy_acc": 0.2, "wordsim353_spearman": 0.5, "analogy_sections": ["a"]},
+            {"analogy_acc": 0.4, "wordsim353_spearman": 0.7, "analogy_sections": ["b"]}]  # fmt: skip
+    m = aggregate(runs, [1, 2])
+    assert m["analogy_acc"] == pytest.approx(0.3) and m["wordsim353_spearman"] == pytest.approx(0.6)
+    assert m["std"]["analogy_acc"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert m["analogy_sections"] == ["a"] and m["seeds"] == [1, 2] and len(m["per_seed"]) == 2
+    assert _cell(m, "analogy_acc", ".1%") == "30.0% ± 14.1%"
+    one = aggregate(runs[:1], [7])
+    assert one["std"]["analogy_acc"] == 0.0 and _cell(one, "analogy_acc", ".1%") == "20.0%"
