@@ -156,7 +156,7 @@ def aggregate(runs: list[dict], seeds: list[int]) -> dict:
     return out
 
 
-def _gensim_vectors(config, sentences, sg, hs, negative, seed=None):
+def _gensim_vectors(config, sentences, sg, hs, negative, seed: int):
     from gensim.models import Word2Vec as GensimWord2Vec
 
     from embeddings_jax.vectors import KeyedVectors
@@ -166,8 +166,7 @@ def _gensim_vectors(config, sentences, sg, hs, negative, seed=None):
         vector_size=config.vector_size, window=config.window, min_count=config.min_count,
         sample=config.sample, sg=sg, hs=hs, negative=negative, ns_exponent=config.ns_exponent,
         cbow_mean=config.cbow_mean, alpha=config.alpha, min_alpha=config.min_alpha,
-        epochs=config.epochs, seed=config.seed if seed is None else seed,
-        workers=config.gensim_workers,
+        epochs=config.epochs, seed=seed, workers=config.gensim_workers,
     )  # fmt: skip
     m.build_vocab(sentences)
     t1 = time.perf_counter()
@@ -253,7 +252,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metrics: dict = {"corpus": config.corpus, "corpus_words": n_words}
     if config.merge_metrics:
         metrics.update(json.loads(pathlib.Path(config.merge_metrics).read_text()))
-    seeds = [int(x) for x in str(config.seeds).split(",") if x.strip()] or [config.seed]
+    seeds = [int(x) for x in config.seeds.split(",") if x.strip()] or [config.seed]
     tables, kvs = [], {}
     for v in variants:
         runs, gensim_runs = [], []

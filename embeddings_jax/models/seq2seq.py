@@ -28,7 +28,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from embeddings_jax import decoding
 from embeddings_jax.data import parallel
@@ -190,11 +189,10 @@ def masked_cross_entropy(logits, targets, mask, label_smoothing: float = 0.0):
 
     ``label_smoothing`` eps trains against (1 - eps) one-hot + eps uniform (Szegedy et al. 2016).
     """
-    logits = logits.astype(jnp.float32)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32))  # one normalisation serves both terms
+    ce = -jnp.take_along_axis(logp, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
     if label_smoothing:
-        uniform = -jnp.mean(jax.nn.log_softmax(logits), axis=-1)
-        ce = (1.0 - label_smoothing) * ce + label_smoothing * uniform
+        ce = (1.0 - label_smoothing) * ce - label_smoothing * jnp.mean(logp, axis=-1)
     mask = mask.astype(jnp.float32)
     return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
