@@ -13,8 +13,9 @@ from embeddings_jax.ops.huffman import build_huffman
 from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+def _err(label, z):
+    """gensim's error term: ``label - sigmoid(z)``, and no update at all beyond +-MAX_EXP."""
+    return label - 1.0 / (1.0 + np.exp(-z)) if abs(z) < S.MAX_EXP else 0.0
 
 
 def _reference(params, tables, d, alpha, cfg):
@@ -38,18 +39,18 @@ def _reference(params, tables, d, alpha, cfg):
                 err = np.zeros_like(x)
                 if cfg.negative:
                     y = p["syn1neg"][ids[j]]
-                    g = (1 - _sigmoid(x @ y)) * alpha
+                    g = _err(1.0, x @ y) * alpha
                     err += g * y
                     new["syn1neg"][ids[j]] += g * x
                     weight = cfg.negative / cfg.negative_draws  # K of the K * W draws per pair
                     for n in negs[i // s]:  # the negatives of input i's group
-                        g = -_sigmoid(x @ p["syn1neg"][n]) * alpha * weight
+                        g = _err(0.0, x @ p["syn1neg"][n]) * alpha * weight
                         err += g * p["syn1neg"][n]
                         new["syn1neg"][n] += g * x
                 if cfg.hs:
                     for node, code in zip(tables["points"][ids[j]][: tables["lengths"][ids[j]]],
                                           tables["codes"][ids[j]]):  # fmt: skip
-                        g = (1 - code - _sigmoid(x @ p["syn1"][node])) * alpha
+                        g = _err(1.0 - code, x @ p["syn1"][node]) * alpha
                         err += g * p["syn1"][node]
                         new["syn1"][node] += g * x
                 new["syn0"][ids[i]] += err
@@ -68,7 +69,7 @@ def _reference(params, tables, d, alpha, cfg):
                 targets += [("syn1", n, 1.0 - k) for n, k in
                             zip(tables["points"][ids[j]][:L], tables["codes"][ids[j]][:L])]  # fmt: skip
             for name, row, label in targets:
-                g = (label - _sigmoid(h @ p[name][row])) * alpha
+                g = _err(label, h @ p[name][row]) * alpha
                 err += g * p[name][row]
                 new[name][row] += g * h
             if not cfg.cbow_mean:
@@ -104,6 +105,39 @@ def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
     want = _reference(params, tables, draws, 0.1, cfg)
     for k in params:
         np.testing.assert_allclose(np.asarray(got[k]), want[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("sg,hs,negative", [(1, 0, 3), (0, 0, 3), (1, 1, 0), (0, 1, 0)])
+def test_saturated_pairs_are_skipped_like_gensim(sg, hs, negative):
+    """Every score beyond +-MAX_EXP (here all of them, +-4 * 4 * D = +-96): no update at all."""
+    v, dim, c = 9, 6, 32
+    counts = np.arange(v, 0, -1) * 10
+    cfg = S.StepConfig(bool(sg), bool(hs), negative, 2, True, c, 4)
+    tables = {"keep": np.ones(v, np.float32)}
+    if negative:
+        tables["accept"], tables["alias"] = build_alias_table(unigram_weights(counts))
+    if hs:
+        t = build_huffman(counts)
+        tables.update(codes=t.codes, points=t.points, lengths=t.lengths)
+    sign = np.where(np.arange(v) % 2, 4.0, -4.0).astype(np.float32)[:, None]
+    params = {"syn0": np.full((v, dim), 4.0, np.float32)}
+    params["syn1neg" if negative else "syn1"] = np.broadcast_to(sign[: v - (0 if negative else 1)],
+                                                                (v - (0 if negative else 1), dim))
+    ids = jnp.asarray(np.arange(c) % v, jnp.int32)
+    upd, stats = S.chunk_updates(params, tables, ids, jnp.zeros(c, jnp.int32), jax.random.key(0),
+                                 0.1, cfg)  # fmt: skip
+    assert stats[1] > 0  # pairs were trained on, yet nothing moved
+    got = S._apply(jax.tree.map(jnp.asarray, params), upd)
+    for k, before in params.items():
+        np.testing.assert_array_equal(np.asarray(got[k]), before)
+
+
+def test_input_vectors_start_like_gensim():
+    """gensim 4 draws input vectors from U[-1/D, 1/D] (the C tool: U[-0.5/D, 0.5/D])."""
+    p = S.init_params(0, 2000, 50, True, False, S.make_mesh(jax.devices()[:1]))
+    syn0 = np.asarray(p["syn0"])
+    assert -1 / 50 <= syn0.min() < -0.98 / 50 and 0.98 / 50 < syn0.max() < 1 / 50
+    assert abs(syn0.mean()) < 1e-3 and not np.asarray(p["syn1neg"]).any()
 
 
 @pytest.fixture(scope="module")

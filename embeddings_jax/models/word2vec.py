@@ -49,8 +49,8 @@ class Word2Vec:
       chunk_size: corpus tokens per chunk; one chunk's updates are computed from the same
         parameters and summed, so larger is faster but further from gensim's sequential SGD.
         ``None`` picks the largest power of two (256..16384) of tokens per step in which the most
-        frequent word is expected to survive subsampling at most 16 times (see ``_auto_chunk``),
-        divided over ``chunks_per_step``.
+        frequent word is expected to survive subsampling at most once (skip-gram) or 4 times
+        (CBOW), divided over ``chunks_per_step`` (see ``_auto_chunk``).
       negative_group: consecutive inputs that share one draw of ``negative`` negatives.
       chunks_per_step: chunks per jitted step, split over ``devices`` (defaults to the device count).
       devices: devices of the data-parallel mesh (default: all).
@@ -176,14 +176,19 @@ class Word2Vec:
         )
         self._step = step_lib.make_train_step(cfg, self.mesh)
 
-    def _auto_chunk(self, keep: np.ndarray, counts: np.ndarray, max_repeats: int = 16) -> int:
+    def _auto_chunk(self, keep: np.ndarray, counts: np.ndarray) -> int:
         """Chunk size bounding how often one word's updates pile up in a single step.
 
         Updates inside a chunk are computed from the same parameters and summed; a word present
         ``n`` times gets ``n`` unsaturated updates at once where sequential SGD would see each
-        one react to the last. Keeping ``n`` small for the most frequent surviving word keeps
-        training as stable as gensim's (a 500-word corpus gets 1024, PTB + Brown gets 4096).
+        one react to the last. The chunk is the largest power of two (256..16384) in which the
+        most frequent surviving word is expected at most once (skip-gram, whose every occurrence
+        is the input and output of up to ``2W`` pairs) or 4 times (CBOW: one example per
+        occurrence). On PTB + Brown this gives 256 / 1024 tokens: skip-gram's SimLex-999 there is
+        0.162 at 1024 and 0.167 at 256 (five seeds; gensim 0.173) for 12% less speed, while
+        CBOW at 256 is no better than at 1024 and 30% slower.
         """
+        max_repeats = 1 if self.sg else 4
         share = float((keep * counts).max() / counts.sum())  # kept occurrences per corpus token
         c = 16384
         while c > 256 and c * share > max_repeats:
