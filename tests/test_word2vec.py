@@ -79,6 +79,17 @@ def _reference(params, tables, d, alpha, cfg):
     return new
 
 
+def _tables(counts, keep, negative, hs):
+    """The step's device constants for word ``counts`` with keep probabilities ``keep``."""
+    tables = {"keep": np.asarray(keep, np.float32)}
+    if negative:
+        tables["accept"], tables["alias"] = build_alias_table(unigram_weights(counts))
+    if hs:
+        t = build_huffman(counts)
+        tables.update(codes=t.codes, points=t.points, lengths=t.lengths)
+    return tables
+
+
 @pytest.mark.parametrize("sg,hs,negative,cbow_mean", [(1, 0, 3, 1), (0, 0, 3, 1), (0, 0, 3, 0),
                                                       (1, 1, 0, 1), (0, 1, 2, 1)])  # fmt: skip
 def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
@@ -86,12 +97,7 @@ def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
     v, dim, c = 13, 6, 48
     counts = np.sort(rng.integers(1, 50, v))[::-1]
     cfg = S.StepConfig(bool(sg), bool(hs), negative, 3, bool(cbow_mean), c, 4, 40, max_repeats=1e9)
-    tables = {"keep": keep_probabilities(counts, 0.05).astype(np.float32)}
-    if negative:
-        tables["accept"], tables["alias"] = build_alias_table(unigram_weights(counts))
-    if hs:
-        t = build_huffman(counts)
-        tables.update(codes=t.codes, points=t.points, lengths=t.lengths)
+    tables = _tables(counts, keep_probabilities(counts, 0.05), negative, hs)
     params = {"syn0": rng.normal(size=(v, dim)).astype(np.float32) * 0.3}
     if negative:
         params["syn1neg"] = rng.normal(size=(v, dim)).astype(np.float32) * 0.3
@@ -113,16 +119,11 @@ def test_saturated_pairs_are_skipped_like_gensim(sg, hs, negative):
     v, dim, c = 9, 6, 32
     counts = np.arange(v, 0, -1) * 10
     cfg = S.StepConfig(bool(sg), bool(hs), negative, 2, True, c, 4)
-    tables = {"keep": np.ones(v, np.float32)}
-    if negative:
-        tables["accept"], tables["alias"] = build_alias_table(unigram_weights(counts))
-    if hs:
-        t = build_huffman(counts)
-        tables.update(codes=t.codes, points=t.points, lengths=t.lengths)
+    tables = _tables(counts, np.ones(v), negative, hs)
     sign = np.where(np.arange(v) % 2, 4.0, -4.0).astype(np.float32)[:, None]
     params = {"syn0": np.full((v, dim), 4.0, np.float32)}
-    params["syn1neg" if negative else "syn1"] = np.broadcast_to(sign[: v - (0 if negative else 1)],
-                                                                (v - (0 if negative else 1), dim))
+    rows = v if negative else v - 1  # syn1 has one row per inner Huffman node
+    params["syn1neg" if negative else "syn1"] = np.broadcast_to(sign[:rows], (rows, dim))
     ids = jnp.asarray(np.arange(c) % v, jnp.int32)
     upd, stats = S.chunk_updates(params, tables, ids, jnp.zeros(c, jnp.int32), jax.random.key(0),
                                  0.1, cfg)  # fmt: skip
