@@ -5,7 +5,7 @@ import pytest
 
 from embeddings_jax.index import FlatIndex, Index, IVFIndex, IVFPQIndex
 from embeddings_jax.index import kmeans as km
-from embeddings_jax.index.ivf import plan_tiles
+from embeddings_jax.index.ivf import plan_tiles, split_slots
 from embeddings_jax.ops import quantize
 
 
@@ -45,6 +45,30 @@ def test_kmeans_plusplus_picks_distinct_rows(clustered):
     assert all(len(r) for r in rows) and len({int(r[0]) for r in rows}) == 16
 
 
+def test_kmeans_random_init_and_bad_init(clustered):
+    x, _, _ = clustered
+    found, inertia = km.kmeans(x, 16, iters=10, seed=0, init="random")
+    _, inertia_pp = km.kmeans(x, 16, iters=10, seed=0)
+    assert found.shape == (16, 16) and inertia < 2 * inertia_pp
+    with pytest.raises(ValueError, match="init must be one of"):
+        km.kmeans(x, 4, init="forgy")
+
+
+def test_split_empty_reseeds_from_the_largest_cluster():
+    centers = np.array([[1.0, 2.0], [5.0, 5.0], [9.0, 9.0], [3.0, -4.0]], np.float32)
+    counts = np.array([10.0, 0.0, 40.0, 0.0], np.float32)  # two empty clusters, two donors
+    out = np.asarray(km.split_empty(centers, counts))
+    eps = 1 / 1024
+    # 1st empty <- largest (cluster 2), 2nd empty <- second largest (cluster 0), pushed apart
+    np.testing.assert_allclose(out[1], centers[2] * [1 + eps, 1 - eps])
+    np.testing.assert_allclose(out[2], centers[2] * [1 - eps, 1 + eps])
+    np.testing.assert_allclose(out[3], centers[0] * [1 + eps, 1 - eps])
+    np.testing.assert_allclose(out[0], centers[0] * [1 - eps, 1 + eps])
+    # a cluster with a single point is not split; nothing empty: unchanged
+    np.testing.assert_array_equal(km.split_empty(centers, np.array([1.0, 0.0, 1.0, 0.0])), centers)
+    np.testing.assert_array_equal(km.split_empty(centers, np.ones(4)), centers)
+
+
 def test_assign_matches_numpy(clustered):
     x, _, centers = clustered
     labels, d = km.assign(x, centers.astype(np.float32), chunk=512)
@@ -67,6 +91,19 @@ def test_plan_tiles_covers_every_probe():
                 t, member = divmod(int(slot_src[q, s]), 2)
                 assert tile_query[t, member] == q and tile_chunk[t] == slot_chunk[q, s]
     assert (slot_src >= 0).sum() == len(expected)
+
+
+def test_split_slots_keeps_every_slot_in_order():
+    slot_chunk = np.array([[4, 5, 6, 7, 8], [9, -1, -1, -1, -1], [1, 2, 3, -1, -1]])
+    slot_src = np.where(slot_chunk >= 0, slot_chunk * 10, -1)
+    part_src, part_chunk, part_of = split_slots(slot_src, slot_chunk, 2)
+    assert part_src.shape == (6, 2) and part_of.shape == (3, 3)  # parts: 3 + 1 + 2
+    for q in range(3):
+        rows = [r for r in part_of[q] if r < len(part_src)]
+        joined = np.concatenate([part_chunk[r] for r in rows])
+        np.testing.assert_array_equal(joined[joined >= 0], slot_chunk[q][slot_chunk[q] >= 0])
+        np.testing.assert_array_equal(np.concatenate([part_src[r] for r in rows])[joined >= 0],
+                                      slot_src[q][slot_chunk[q] >= 0])
 
 
 def probed_reference(index, q, k, nprobe, vectors):
@@ -102,6 +139,20 @@ def test_ivf_equals_numpy_ivf(clustered, metric):
     np.testing.assert_allclose(d_all, ref_d, rtol=1e-5, atol=1e-3)
 
 
+def test_ivf_equals_numpy_with_unbalanced_cells():
+    """One dense cell holds most vectors: queries probing it scan many more chunks than the mean, so
+    their slots are cut into several parts (``split_slots``) and merged."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.standard_normal((1500, 8)) * 0.3, rng.standard_normal((300, 8)) * 6]).astype(np.float32)
+    q = np.concatenate([rng.standard_normal((20, 8)) * 0.3, rng.standard_normal((40, 8)) * 6]).astype(np.float32)
+    index = IVFIndex(8, "l2", nlist=24, nprobe=2, chunk=8, kmeans_iters=5)
+    index.train(x)
+    index.add(x)
+    assert index.list_sizes().max() > 8 * index.list_sizes().mean()
+    _d, i = index.search(q, 12)
+    np.testing.assert_array_equal(i, probed_reference(index, q, 12, 2, x))
+
+
 def test_ivf_recall_grows_with_nprobe_and_k_beyond_candidates(clustered):
     x, q, _ = clustered
     index = IVFIndex(16, "l2", nlist=64, kmeans_iters=5)
@@ -121,12 +172,16 @@ def test_ivf_recall_grows_with_nprobe_and_k_beyond_candidates(clustered):
 @pytest.mark.parametrize("metric", ["l2", "ip"])
 def test_ivfpq_equals_numpy_on_reconstructions(clustered, metric):
     x, q, _ = clustered
-    index = IVFPQIndex(16, metric, nlist=16, m=4, nprobe=4, chunk=16, kmeans_iters=5, pq_iters=5)
+    # 50 queries in lookup blocks of 8: the last block is padded with zero queries
+    index = IVFPQIndex(16, metric, nlist=16, m=4, nprobe=4, chunk=16, kmeans_iters=5, pq_iters=5, adc_batch=8)
     index.train(x)
     index.add(x)
-    _d, i = index.search(q, 10)
     recon = index.centroids[index._list] + quantize.decode_pq(index._codes, index.codebooks)
-    np.testing.assert_array_equal(i, probed_reference(index, q, 10, 4, recon))
+    # nprobe 4: ~512 candidates per query, tables built per block in cache; nprobe 16: all built first
+    for nprobe in (4, 16):
+        _d, i = index.search(q, 10, nprobe=nprobe)
+        np.testing.assert_array_equal(i, probed_reference(index, q, 10, nprobe, recon))
+    _d, i = index.search(q, 10)
     assert index.code_bytes == 4 * len(x)
     ref, _ = brute(q, x, 10, metric)
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i, ref)]) > 0.5
@@ -171,3 +226,5 @@ def test_ivf_bad_input(clustered):
         index.search(q, 0)
     with pytest.raises(ValueError, match="divide"):
         IVFPQIndex(16, nlist=4, m=3)
+    with pytest.raises(ValueError, match="adc_batch"):
+        IVFPQIndex(16, nlist=4, m=4, adc_batch=0)

