@@ -130,6 +130,31 @@ def plan_parts(slot_src: np.ndarray, slot_chunk: np.ndarray):
             np.pad(part_chunk, pad, constant_values=-1).astype(np.int32), part_of.astype(np.int32))
 
 
+def entry_bias(half_sqnorms, chunk_pos: np.ndarray, metric: str) -> jax.Array:
+    """Per stored entry ``[chunks, C]``: ``-||x||^2 / 2`` for l2, ``0`` for inner product, ``-inf`` where
+    ``chunk_pos`` marks an empty entry, so a score ``q.x + bias`` ranks as the metric does."""
+    bias = -half_sqnorms if metric == "l2" else jnp.zeros(chunk_pos.shape, jnp.float32)
+    return jnp.where(jnp.asarray(chunk_pos) >= 0, bias, -jnp.inf).astype(jnp.float32)
+
+
+def plan_blocks(query: np.ndarray, chunk: np.ndarray, num_queries: int, block: int, empty_chunk: int):
+    """Lays the (query, chunk) pairs of ``query_chunks`` out in blocks of ``block`` queries, each padded
+    to the fullest block (padding scans ``empty_chunk``).
+
+    Returns ``block_query`` (query within its block) and ``block_chunk``, both ``[blocks, P]`` int32, and
+    ``row [pairs]``, each pair's flat row ``block * P + i``.
+    """
+    blk = query // block
+    per_block = np.bincount(blk, minlength=num_queries // block)
+    width = _bucket(int(per_block.max()), 256)
+    row = blk * width + np.arange(len(query)) - np.repeat(np.cumsum(per_block) - per_block, per_block)
+    block_query = np.zeros(len(per_block) * width, np.int32)
+    block_query[row] = query % block
+    block_chunk = np.full(len(per_block) * width, empty_chunk, np.int32)
+    block_chunk[row] = chunk
+    return block_query.reshape(-1, width), block_chunk.reshape(-1, width), row
+
+
 def pq_decode(chunk_data, tile_chunk):
     """IVF-PQ chunks: centroid of the cell plus the decoded residual, ``[T, C, D]``."""
     codes, chunk_list, centroids, codebooks = chunk_data
@@ -329,9 +354,8 @@ class IVFIndex(Index):
         """What the search reads on the device, from the chunked payload ``{name: [chunks, C, ...]}``:
         ``(vectors [chunks, D, C], bias [chunks, C], positions [chunks, C])`` (see ``_scan_tiles``)."""
         x = chunked["x"]
-        bias = -0.5 * np.einsum("ncd,ncd->nc", x, x) if self.metric == "l2" else np.zeros(chunk_pos.shape)
-        bias = np.where(chunk_pos >= 0, bias, -np.inf).astype(np.float32)
-        return jnp.asarray(np.swapaxes(x, 1, 2)), jnp.asarray(bias), jnp.asarray(chunk_pos, jnp.int32)
+        bias = entry_bias(jnp.asarray(0.5 * np.einsum("ncd,ncd->nc", x, x)), chunk_pos, self.metric)
+        return jnp.asarray(np.swapaxes(x, 1, 2)), bias, jnp.asarray(chunk_pos, jnp.int32)
 
     # ---------------------------------------------------------------- chunked device layout
     def list_sizes(self) -> np.ndarray:
@@ -374,7 +398,7 @@ class IVFIndex(Index):
     def search(self, q, k: int, nprobe: int | None = None):
         """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
         q, k, nprobe = self._prepare_ivf_search(q, k, nprobe)
-        chunk_data, _, list_start, list_chunks = self._layout()
+        chunk_data, chunk_pos, list_start, list_chunks = self._layout()
         metric = "l2" if self.metric == "l2" else "ip"
         centroids = jnp.asarray(self.centroids)
         scores, positions = [], []
@@ -385,7 +409,7 @@ class IVFIndex(Index):
             tile_chunk, tile_query, slot_src, slot_chunk = plan_tiles(probes, list_start, list_chunks, group)
             num_tiles = _bucket(len(tile_chunk), self.tiles_per_step)
             pad = num_tiles - len(tile_chunk)
-            tile_chunk = np.pad(tile_chunk, (0, pad), constant_values=len(chunk_data[1]) - 1)
+            tile_chunk = np.pad(tile_chunk, (0, pad), constant_values=len(chunk_pos) - 1)  # all-empty chunk
             tile_query = np.pad(tile_query, ((0, pad), (0, 0)), constant_values=len(qb))
             tiles = (jnp.asarray(a, jnp.int32) for a in (tile_chunk, tile_query))
             vals, pos = _scan_tiles(jnp.asarray(qb), *tiles, *plan_parts(slot_src, slot_chunk), *chunk_data, k,
@@ -438,53 +462,27 @@ class IVFPQIndex(IVFIndex):
         self.m, self.pq_iters, self.adc_batch = int(m), int(pq_iters), int(adc_batch)
         self.codebooks = None
         self._codes = np.zeros((0, self.m), np.uint8)
-        self._adc = None
-
-    def _adc_arrays(self, layout):
-        """``(codes_t [M, chunks, C], bias [chunks, C], positions [chunks, C])`` for ``_adc_scan``, on the
-        device, cached per layout."""
-        if self._adc is None or self._adc[0] is not layout:
-            chunk_data = layout[0]
-            codes_t = jnp.moveaxis(chunk_data[0], 2, 0)
-            pos = jnp.asarray(layout[1], jnp.int32)
-            bias = jnp.zeros(pos.shape, jnp.float32)
-            if self.metric == "l2":
-                n = chunk_data[0].shape[0]
-                bias = -jnp.concatenate([
-                    _half_sqnorms(chunk_data, jnp.arange(i, min(i + 1024, n))) for i in range(0, n, 1024)])
-            self._adc = (layout, codes_t, jnp.where(pos >= 0, bias, -jnp.inf), pos)
-        return self._adc[1:]
 
     def search(self, q, k: int, nprobe: int | None = None):
         """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query."""
         q, k, nprobe = self._prepare_ivf_search(q, k, nprobe)
-        layout = self._layout()
-        (_, chunk_list, centroids, codebooks), chunk_pos, list_start, list_chunks = layout
-        codes_t, bias, pos_dev = self._adc_arrays(layout)
+        (codes_t, chunk_list, centroids, codebooks, bias, pos_dev), chunk_pos, list_start, list_chunks = self._layout()
         metric = "l2" if self.metric == "l2" else "ip"
         scores, positions = [], []
         for start in range(0, len(q), self.query_batch):
             qb = q[start:start + self.query_batch]
             qb = jnp.asarray(np.pad(qb, ((0, -len(qb) % self.adc_batch), (0, 0))))
             dots, probes = _coarse(qb, centroids, nprobe, metric)
-            query, slot, chunk, slot_chunk = query_chunks(np.asarray(probes).astype(np.int64), list_start,
-                                                             list_chunks)
-            # pairs of each block of `adc_batch` queries, padded to the fullest block
-            blk = query // self.adc_batch
-            per_block = np.bincount(blk, minlength=len(qb) // self.adc_batch)
-            width = _bucket(int(per_block.max()), 256)
-            row = blk * width + np.arange(len(query)) - np.repeat(np.cumsum(per_block) - per_block, per_block)
-            block_query = np.zeros(len(per_block) * width, np.int32)
-            block_query[row] = query % self.adc_batch
-            block_chunk = np.full(len(per_block) * width, len(chunk_pos) - 1, np.int32)  # the all-empty chunk
-            block_chunk[row] = chunk
+            probes = np.asarray(probes).astype(np.int64)
+            query, slot, chunk, slot_chunk = query_chunks(probes, list_start, list_chunks)
+            block_query, block_chunk, row = plan_blocks(query, chunk, len(qb), self.adc_batch, len(chunk_pos) - 1)
             slot_src = np.full(slot_chunk.shape, -1, np.int64)
             slot_src[query, slot] = row
             # each table entry read fewer than ~2.5 times on average: keep the tables in cache
-            in_cache = len(query) * self.chunk < 2.5 * 256 * len(qb)
-            vals, pos = _adc_scan(qb, dots, jnp.asarray(block_query.reshape(-1, width)),
-                                  jnp.asarray(block_chunk.reshape(-1, width)), *plan_parts(slot_src, slot_chunk),
-                                  chunk_list, codes_t, bias, pos_dev, codebooks, k, in_cache)
+            in_cache = len(query) * self.chunk < 2.5 * codebooks.shape[1] * len(qb)
+            vals, pos = _adc_scan(qb, dots, jnp.asarray(block_query), jnp.asarray(block_chunk),
+                                  *plan_parts(slot_src, slot_chunk), chunk_list, codes_t, bias, pos_dev,
+                                  codebooks, k, in_cache)
             n = min(self.query_batch, len(q) - start)
             vals, pos = pad_results(np.asarray(vals)[:n], np.asarray(pos)[:n].astype(np.int64), k)
             scores.append(vals)
@@ -509,9 +507,17 @@ class IVFPQIndex(IVFIndex):
         return {"codes": self._codes}
 
     def _device_arrays(self, chunked, chunk_list, chunk_pos):
-        """``(codes [chunks, C, M], chunk_list, centroids, codebooks)`` (see ``pq_decode``)."""
-        return (jnp.asarray(chunked["codes"]), jnp.asarray(chunk_list), jnp.asarray(self.centroids),
-                jnp.asarray(self.codebooks))
+        """``(codes_t [M, chunks, C], chunk_list, centroids, codebooks, bias [chunks, C], positions
+        [chunks, C])`` for ``_adc_scan``; the l2 bias comes from the decoded reconstructions."""
+        codes = jnp.asarray(chunked["codes"])
+        decode = (codes, jnp.asarray(chunk_list), jnp.asarray(self.centroids), jnp.asarray(self.codebooks))
+        half_sqnorms = None
+        if self.metric == "l2":
+            n = len(codes)
+            half_sqnorms = jnp.concatenate([
+                _half_sqnorms(decode, jnp.arange(i, min(i + 1024, n))) for i in range(0, n, 1024)])
+        return (jnp.moveaxis(codes, 2, 0), *decode[1:], entry_bias(half_sqnorms, chunk_pos, self.metric),
+                jnp.asarray(chunk_pos, jnp.int32))
 
     @property
     def code_bytes(self) -> int:

@@ -116,10 +116,9 @@ def _kmeans_batched(key, xs, k, iters, init):
     return jax.vmap(lambda kk, xx: lloyd(xx, INITS[init](kk, xx, k), iters))(keys, xs)
 
 
-def _check_init(init: str) -> str:
+def _check_init(init: str) -> None:
     if init not in INITS:
         raise ValueError(f"k-means init must be one of {sorted(INITS)}, got {init!r}")
-    return init
 
 
 def _sample(x: np.ndarray, k: int, max_points_per_center: int, seed: int) -> np.ndarray:
