@@ -1,7 +1,9 @@
 """k-means, IVFIndex and IVFPQIndex against numpy references."""
 
+import jax
 import numpy as np
 import pytest
+from jax.sharding import Mesh
 
 from embeddings_jax.index import FlatIndex, Index, IVFIndex, IVFPQIndex
 from embeddings_jax.index import kmeans as km
@@ -203,6 +205,27 @@ def test_ivf_save_load_remove(tmp_path, clustered, cls):
     removed = index.remove_ids(i[:, 0])
     assert removed == len(np.unique(i[:, 0])) and len(index) == 2000 - removed
     assert not np.isin(index.search(q, 5)[1], i[:, 0]).any()
+
+
+@pytest.mark.parametrize("cls", [IVFIndex, IVFPQIndex])
+def test_ivf_query_parallel_on_8_devices_equals_one_device(clustered, cls):
+    x, q, _ = clustered
+    extra = {"m": 4, "pq_iters": 3, "adc_batch": 8} if cls is IVFPQIndex else {}
+    single = cls(16, "l2", nlist=16, nprobe=3, kmeans_iters=3, query_batch=32, **extra)
+    single.train(x)
+    single.add(x)
+    sharded = cls(16, "l2", nlist=16, nprobe=3, kmeans_iters=3, query_batch=32, **extra,
+                  mesh=Mesh(np.array(jax.devices()[:8]), ("data",)))
+    sharded._restore(single._arrays())  # same trained index, replicated over 8 devices
+    sharded._ids, sharded._trained = single._ids, True
+    d, i = single.search(q, 7)
+    # 50 queries, batches of 32 split 4 per device: both batches spread over the devices, one share padded
+    d8, i8 = sharded.search(q, 7)
+    np.testing.assert_array_equal(i, i8)
+    np.testing.assert_array_equal(d, d8)
+    assert {dev for dev in sharded._replicas if dev != "layout"} == set(jax.devices()[:8])
+    sharded.add(x[:10])  # a changed index is copied to the devices again
+    assert len(sharded.search(q, 7)[1]) == len(q) and len(sharded._replicas) == 9
 
 
 def test_ivf_bad_input(clustered):

@@ -20,6 +20,5 @@ def test_tfds_mnist_through_load_mnist():
 
 
 def test_missing_tfds_name_is_a_clear_error():
-    with tfds.testing.mock_data(num_examples=2):
-        with pytest.raises(Exception, match="not_a_dataset|not found|No builder"):
-            tfds_adapter.load_tfds("tfds:not_a_dataset", "train")
+    with tfds.testing.mock_data(num_examples=2), pytest.raises(Exception, match="not_a_dataset|not found|No builder"):
+        tfds_adapter.load_tfds("tfds:not_a_dataset", "train")
