@@ -6,8 +6,9 @@ BLAS candidates (top 100, numpy) re-ranked with exact integer arithmetic. Recall
 neighbours whose true distance is within the 10th true distance + 1e-3 (the ann-benchmarks rule, so
 ties count). Both libraries index the same data at matched settings (same nlist, nprobe, PQ code size,
 k-means iterations) and QPS is the median over ``--runs`` timed searches of all queries. FAISS runs
-one OpenMP thread per core; our IVF indexes split each query batch over the cores exposed as JAX CPU
-devices (``--cpu-devices``, default all cores; see ``IVFIndex.search``).
+one OpenMP thread per core; our indexes get a mesh over the cores exposed as JAX CPU devices
+(``--cpu-devices``, default all cores): the exhaustive indexes shard the database over it, the IVF
+indexes split query batches over it.
 
 Also a synthetic 1M x 128 Gaussian database with 10k queries (exact search) with peak RSS.
 
@@ -109,20 +110,26 @@ def load_images(dataset: str, quick: bool):
 
 
 # ------------------------------------------------------------------------------------------ methods
-def build_pairs(dim: int, nlist: int, m: int, rescore: int, kmeans_iters: int):
-    """(name, jax builder, faiss builder, knob name, knob values) at matched settings.
-
-    Our IVF indexes split query batches over all JAX devices (on CPU, ``--cpu-devices`` cores exposed as
-    devices), as FAISS splits queries over its OpenMP threads; the exhaustive indexes stay on one device,
-    where XLA threads the matmul itself (sharding their database over two CPU devices measured 7% slower).
-    """
-    import faiss
+def all_devices_mesh():
+    """A ``("data",)`` mesh over every JAX device, or ``None`` on a single device."""
     import jax
     from jax.sharding import Mesh
 
+    return Mesh(np.array(jax.devices()), ("data",)) if jax.device_count() > 1 else None
+
+
+def build_pairs(dim: int, nlist: int, m: int, rescore: int, kmeans_iters: int):
+    """(name, jax builder, faiss builder, knob name, knob values) at matched settings.
+
+    Our indexes get a mesh over all JAX devices (on CPU, ``--cpu-devices`` cores exposed as devices), as
+    FAISS gets one OpenMP thread per core: the exhaustive indexes shard their database over it, the IVF
+    indexes split each query batch over it.
+    """
+    import faiss
+
     from embeddings_jax import index as ej
 
-    mesh = Mesh(np.array(jax.devices()), ("data",)) if jax.device_count() > 1 else None
+    mesh = all_devices_mesh()
 
     def faiss_ivf(quantizer_index):
         quantizer_index.cp.niter = kmeans_iters
@@ -148,9 +155,10 @@ def build_pairs(dim: int, nlist: int, m: int, rescore: int, kmeans_iters: int):
         return index
 
     return [
-        ("flat", lambda: ej.FlatIndex(dim, "l2"), faiss_flat, False),
-        ("sq8", lambda: ej.SQ8Index(dim, "l2"), faiss_sq8, False),
-        (f"sq8_rescore{rescore}", lambda: ej.SQ8Index(dim, "l2", rescore=rescore), faiss_sq8_refine, False),
+        ("flat", lambda: ej.FlatIndex(dim, "l2", mesh=mesh), faiss_flat, False),
+        ("sq8", lambda: ej.SQ8Index(dim, "l2", mesh=mesh), faiss_sq8, False),
+        (f"sq8_rescore{rescore}", lambda: ej.SQ8Index(dim, "l2", rescore=rescore, mesh=mesh), faiss_sq8_refine,
+         False),
         ("ivf_flat", lambda: ej.IVFIndex(dim, "l2", nlist, kmeans_iters=kmeans_iters, mesh=mesh), faiss_ivfflat, True),
         ("ivf_pq", lambda: ej.IVFPQIndex(dim, "l2", nlist, m, kmeans_iters=kmeans_iters, pq_iters=kmeans_iters,
                                          mesh=mesh), faiss_ivfpq, True),
@@ -245,7 +253,8 @@ def equal_recall_speedup(ours: list[dict], theirs: list[dict]) -> float | None:
 
 
 def bench_synthetic(args) -> tuple[dict, dict]:
-    """Exact search on 1M x 128 Gaussian vectors, 10k queries: QPS and peak RSS for both libraries."""
+    """Exact search on 1M x 128 Gaussian vectors, 10k queries: QPS (median of ``--runs``) and peak RSS
+    for both libraries."""
     import faiss
 
     from embeddings_jax.index import FlatIndex
@@ -258,12 +267,10 @@ def bench_synthetic(args) -> tuple[dict, dict]:
     out, peers = {}, {}
     for lib in ("jax", "faiss"):
         with PeakRSS() as mem:
-            index = FlatIndex(dim, "l2") if lib == "jax" else faiss.IndexFlatL2(dim)
+            index = FlatIndex(dim, "l2", mesh=all_devices_mesh()) if lib == "jax" else faiss.IndexFlatL2(dim)
             index.add(base)
-            index.search(queries[:1000], K)  # warm-up (compiles)
-            t0 = time.perf_counter()
-            _d, ids = index.search(queries, K)
-            sec = time.perf_counter() - t0
+            (_d, ids), sec = timed(lambda index=index: index.search(queries, K), args.runs,
+                                   lambda index=index: index.search(queries[:1000], K))  # warm-up compiles
         extra = mem.peak - mem.base
         print(f"  synthetic 1M flat {lib:<6} QPS {nq / sec:9.1f}  peak RSS above start {extra / 2**30:.2f} GiB "
               f"({extra / db_bytes:.2f}x the {db_bytes / 2**30:.2f} GiB database)")
@@ -323,7 +330,7 @@ def main(argv=None):
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny subsets; writes nothing")
     parser.add_argument("--cpu-devices", type=int, default=os.cpu_count(),
-                        help="CPU cores exposed as JAX devices for the IVF indexes' query parallelism")
+                        help="CPU cores exposed as JAX devices (the mesh our indexes search on)")
     args = parser.parse_args(argv)
     # read when JAX starts its CPU backend, which no import above has done yet
     os.environ["XLA_FLAGS"] = (f"{os.environ.get('XLA_FLAGS', '')} "
