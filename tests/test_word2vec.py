@@ -188,6 +188,28 @@ def test_eight_devices_equal_one_device(world):
     assert m8.last_train_stats == m1.last_train_stats
 
 
+def test_steps_per_call_do_not_change_training(world, monkeypatch):
+    """Steps scanned inside one call (the last call padded with empty chunks at learning rate 0)
+    train exactly as one call per step."""
+    from embeddings_jax.models import word2vec as w2v
+
+    sentences = world[0][:1500]
+    kw = {"vector_size": 16, "epochs": 2, "seed": 5, "chunk_size": 128, "devices": jax.devices()[:1]}
+    runs = {}
+    for per_call in (1, 7):  # 7 does not divide the number of steps
+        monkeypatch.setattr(w2v, "STEPS_PER_CALL", per_call)
+        for sg in (0, 1):
+            m = Word2Vec(sentences, sg=sg, **kw)
+            runs[per_call, sg] = (np.asarray(m.params["syn0"]), np.asarray(m.params["syn1neg"]), m.last_train_stats)
+    n_steps = -(-len(m.encode(sentences)) // 128)
+    assert n_steps % 7 and n_steps > 7
+    for sg in (0, 1):
+        one, scanned = runs[1, sg], runs[7, sg]
+        np.testing.assert_array_equal(one[0], scanned[0])
+        np.testing.assert_array_equal(one[1], scanned[1])
+        assert one[2] == scanned[2]
+
+
 def test_save_load_resume_equals_uninterrupted(world, tmp_path):
     sentences = world[0][:1500]
     kw = {"vector_size": 16, "sg": 1, "seed": 4, "chunk_size": 256, "devices": jax.devices()[:1]}

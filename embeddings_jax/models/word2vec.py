@@ -28,6 +28,9 @@ from embeddings_jax.ops.huffman import build_huffman
 from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
 from embeddings_jax.vectors import KeyedVectors
 
+# Training steps per jitted call (a lax.scan): fewer Python dispatches, same updates.
+STEPS_PER_CALL = 32
+
 _HPARAMS = (
     "vector_size", "window", "min_count", "sample", "sg", "hs", "negative", "ns_exponent",
     "cbow_mean", "alpha", "min_alpha", "epochs", "seed", "max_vocab_size", "max_final_vocab",
@@ -251,10 +254,14 @@ class Word2Vec:
         c, g = self.chunk_size, self.chunks_per_step
         n_chunks = -(-len(corpus) // c)
         n_steps = -(-n_chunks // g)
-        pad = n_steps * g * c - len(corpus)
-        # Padding tokens get sentence id -1 and never train. One extra chunk keeps indices in range.
+        per_call = min(STEPS_PER_CALL, n_steps)
+        n_calls = -(-n_steps // per_call)
+        # Padding tokens get sentence id -1 and never train; the last chunk is all padding, and the
+        # steps that fill up the last call train on it (with learning rate 0).
+        pad = (n_steps * g + 1) * c - len(corpus)
         ids = np.concatenate([corpus.ids, np.zeros(pad, np.int32)])
         sids = np.concatenate([corpus.sentence_ids, np.full(pad, -1, np.int32)])
+        empty_chunk = n_steps * g
         dev_ids, dev_sids = step_lib.replicate((ids, sids), self.mesh)
         key = jax.random.key(self.seed)
         total = epochs * n_steps * g
@@ -263,17 +270,19 @@ class Word2Vec:
         for e in range(epochs):
             # Keyed by the global epoch, so save -> load -> train continues the same stream.
             ekey = jax.random.fold_in(key, self.epochs_trained)
-            it = range(n_steps)
+            chunk_index = np.full(n_calls * per_call * g, empty_chunk, np.int32)
+            chunk_index[: n_steps * g] = np.arange(n_steps * g)
+            done = (e * n_steps * g + chunk_index).astype(np.float32) / total
+            alpha = np.where(chunk_index < empty_chunk, a0 - (a0 - a1) * done, 0).astype(np.float32)
+            chunk_index, alpha = (a.reshape(n_calls, per_call, g) for a in (chunk_index, alpha))
+            it = range(n_calls)
             if self.progress:
                 from tqdm.auto import tqdm
 
                 it = tqdm(it, desc=f"epoch {e + 1}/{epochs}", leave=False)
             for s in it:
-                chunk_index = np.arange(s * g, (s + 1) * g, dtype=np.int32)
-                done = (e * n_steps * g + chunk_index).astype(np.float32) / total
-                alpha = (a0 - (a0 - a1) * done).astype(np.float32)
                 self.params, st = self._step(
-                    self.params, self.tables, dev_ids, dev_sids, chunk_index, alpha, ekey
+                    self.params, self.tables, dev_ids, dev_sids, chunk_index[s], alpha[s], ekey
                 )
                 stats = stats + st  # stays on device (no host sync per step)
             self.epochs_trained += 1

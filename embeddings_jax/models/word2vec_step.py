@@ -291,11 +291,14 @@ def _apply(params, updates):
 
 @functools.lru_cache(maxsize=32)  # models with equal settings share one compiled step
 def make_train_step(cfg: StepConfig, mesh: Mesh):
-    """Jitted ``step(params, tables, corpus, sentence_ids, chunk_index[G], alpha[G], key)``.
+    """Jitted ``steps(params, tables, corpus, sentence_ids, chunk_index[S, G], alpha[S, G], key)``.
 
-    ``corpus``/``sentence_ids`` are the padded ``[n_chunks * C]`` arrays on device; ``chunk_index``
-    picks the ``G`` chunks this step trains on (``G`` divisible by the mesh size). ``params`` is
-    donated. Returns ``(params, stats [3])`` summed over chunks (see :func:`chunk_updates`).
+    ``corpus``/``sentence_ids`` are the padded ``[n_chunks * C]`` arrays on device; row ``i`` of
+    ``chunk_index`` picks the ``G`` chunks step ``i`` trains on (``G`` divisible by the mesh size).
+    The ``S`` steps run one after another inside one call (``lax.scan``): the same updates as ``S``
+    calls, without ``S`` dispatches from Python, which cost a third of a small step's time on CPU.
+    ``params`` is donated. Returns ``(params, stats [3])`` summed over all chunks (see
+    :func:`chunk_updates`).
     """
     c = cfg.chunk_size
 
@@ -319,7 +322,15 @@ def make_train_step(cfg: StepConfig, mesh: Mesh):
         out_specs=(P(), P()),
         check_vma=False,  # outputs are replicated: every device applies the same gathered updates
     )
-    return jax.jit(sharded, donate_argnums=0)
+
+    def steps(params, tables, corpus, sents, chunk_index, alpha, key):
+        def one(p, xs):
+            return sharded(p, tables, corpus, sents, *xs, key)
+
+        params, stats = jax.lax.scan(one, params, (chunk_index, alpha))
+        return params, stats.sum(0)
+
+    return jax.jit(steps, donate_argnums=0)
 
 
 def make_mesh(devices=None) -> Mesh:
