@@ -223,9 +223,12 @@ def test_ivf_query_parallel_on_8_devices_equals_one_device(clustered, cls):
     d8, i8 = sharded.search(q, 7)
     np.testing.assert_array_equal(i, i8)
     np.testing.assert_array_equal(d, d8)
-    assert {dev for dev in sharded._replicas if dev != "layout"} == set(jax.devices()[:8])
+    assert set(sharded._replicas) == set(jax.devices()[:8])
+    stale = sharded._replicas[jax.devices()[0]]
+    single.add(x[:10])
     sharded.add(x[:10])  # a changed index is copied to the devices again
-    assert len(sharded.search(q, 7)[1]) == len(q) and len(sharded._replicas) == 9
+    np.testing.assert_array_equal(single.search(q, 7)[1], sharded.search(q, 7)[1])
+    assert set(sharded._replicas) == set(jax.devices()[:8]) and sharded._replicas[jax.devices()[0]] is not stale
 
 
 def test_ivf_bad_input(clustered):

@@ -401,6 +401,7 @@ class IVFIndex(Index):
         chunk_pos = chunk_pos.reshape(num_chunks, self.chunk)
         chunk_data = self._device_arrays(chunked, chunk_list, chunk_pos)
         self._device = (chunk_data, chunk_pos, list_start, list_chunks)
+        self._replicas = {}  # copies of the previous layout are stale
         return self._device
 
     # ---------------------------------------------------------------- search
@@ -422,8 +423,6 @@ class IVFIndex(Index):
         layout = self._layout()
         if device is None:
             return layout
-        if self._replicas.get("layout") is not layout:  # the index changed since they were copied
-            self._replicas = {"layout": layout}
         if device not in self._replicas:
             self._replicas[device] = jax.device_put(layout[0], device)
         return (self._replicas[device], *layout[1:])
