@@ -170,11 +170,13 @@ def test_other_variants_learn(world, sg, hs, negative):
     assert acc > 0.1, acc  # chance is < 0.5 %
 
 
-def test_eight_devices_equal_one_device(world):
+@pytest.mark.parametrize("sg,hs", [(1, 0), (0, 1)])  # (0, 1): three tables in one collective
+def test_eight_devices_equal_one_device(world, sg, hs):
     sentences = world[0][:1500]
     kw = {
         "vector_size": 16,
-        "sg": 1,
+        "sg": sg,
+        "hs": hs,
         "epochs": 1,
         "seed": 3,
         "chunk_size": 256,
@@ -194,13 +196,23 @@ def test_steps_per_call_do_not_change_training(world, monkeypatch):
     from embeddings_jax.models import word2vec as w2v
 
     sentences = world[0][:1500]
-    kw = {"vector_size": 16, "epochs": 2, "seed": 5, "chunk_size": 128, "devices": jax.devices()[:1]}
+    kw = {
+        "vector_size": 16,
+        "epochs": 2,
+        "seed": 5,
+        "chunk_size": 128,
+        "devices": jax.devices()[:1],
+    }
     runs = {}
     for per_call in (1, 7):  # 7 does not divide the number of steps
         monkeypatch.setattr(w2v, "STEPS_PER_CALL", per_call)
         for sg in (0, 1):
             m = Word2Vec(sentences, sg=sg, **kw)
-            runs[per_call, sg] = (np.asarray(m.params["syn0"]), np.asarray(m.params["syn1neg"]), m.last_train_stats)
+            runs[per_call, sg] = (
+                np.asarray(m.params["syn0"]),
+                np.asarray(m.params["syn1neg"]),
+                m.last_train_stats,
+            )
     n_steps = -(-len(m.encode(sentences)) // 128)
     assert n_steps % 7 and n_steps > 7
     for sg in (0, 1):

@@ -29,6 +29,9 @@ Data parallelism: the ``G`` chunks are split over the mesh axis ``"data"`` (``ja
 each device computes the sparse updates of its chunks from the same replicated tables, the
 updates (``O(G * C * D)``, not ``O(V * D)``) are all-gathered and every device applies all of them,
 so 8 devices compute exactly what one device computes for the same ``G`` chunks.
+
+On CPU the step is compiled with :func:`~embeddings_jax.ops.xla_cpu.cpu_compiler_options`
+(YNNPACK for matrix products only), and every random bit of a call is drawn before its loop.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from embeddings_jax.ops.sampling import alias_sample_from_bits, randint_from_bits, uniform_from_bits
+from embeddings_jax.ops.xla_cpu import cpu_compiler_options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +95,19 @@ def _unshift_sum(parts: list[jax.Array], offsets, w: int, c: int) -> jax.Array:
     return out[w : w + c]
 
 
+def _unshift_weighted(weights: list[jax.Array], rows: jax.Array, offsets, w: int, c: int):
+    """``out[j] = sum_o weights[o][j - o] * rows[j - o]``: :func:`_unshift_sum` of the parts
+    ``weights[o][:, None] * rows`` (``[C]`` each, ``rows [C, D]``) in one fused pass over ``rows``.
+
+    The padded ``rows`` are materialised first (``optimization_barrier``): fused into the sum,
+    their producer would be recomputed for every offset."""
+    rp = jax.lax.optimization_barrier(_pad(rows, w))
+    return sum(
+        _shift(_pad(wt, w), -o, w, c)[:, None] * _shift(rp, -o, w, c)
+        for wt, o in zip(weights, offsets)
+    )
+
+
 MAX_EXP = 6.0  # gensim (and the C tool's table) ignore pairs whose score lies beyond +-MAX_EXP
 
 
@@ -106,32 +123,52 @@ def _shared_negatives(table, rows, x, alpha, weight, mask=None):
     Args:
       table: ``[V, D]`` output vectors; rows: ``[G, K]`` negatives of each group.
       x: ``[G, S, D]`` input rows (``S`` inputs per group); weight: ``[G, S]`` how many
-        (input, positive) pairs each input row stands for; mask: optional ``[G, S, K]``.
+        (input, positive) pairs each input row stands for; mask: optional ``[G, K, S]``.
     Returns:
       ``(d_x [G, S, D], (rows [G * K], d_out [G * K, D]))``.
+
+    The scores are computed transposed (``[G, K, S]``) and the error is transposed once, in
+    memory, for ``d_x``: then every product contracts the left operand's last dimension with
+    the right operand's middle one (or both last ones for the scores), the forms XLA:CPU runs
+    fastest; the other orientation made ``d_out`` 2-3x slower on these small shapes.
     """
     o = table[rows]  # [G, K, D]
-    logits = jnp.einsum("gsd,gkd->gsk", x, o)
-    g = _error(0.0, logits) * (alpha * weight)[:, :, None]
+    logits = jnp.einsum("gkd,gsd->gks", o, x)
+    g = _error(0.0, logits) * (alpha * weight)[:, None, :]
     if mask is not None:
         g = g * mask
-    d_x = jnp.einsum("gsk,gkd->gsd", g, o)
-    d_o = jnp.einsum("gsk,gsd->gkd", g, x)
+    d_o = jnp.einsum("gks,gsd->gkd", g, x)
+    # The barrier keeps the transposed copy: without it XLA folds the transpose into the product.
+    d_x = jnp.einsum("gsk,gkd->gsd", jax.lax.optimization_barrier(jnp.swapaxes(g, 1, 2)), o)
     return d_x, (rows.reshape(-1), d_o.reshape(-1, d_o.shape[-1]))
+
+
+def random_bits_per_chunk(cfg: StepConfig) -> int:
+    """How many uint32 random bits :func:`sample_chunk` uses: subsampling (``chunk_size``),
+    windows (``capacity``) and two per negative (an alias-table draw)."""
+    n_neg = (cfg.capacity // cfg.negative_group) * cfg.negative_draws
+    return cfg.chunk_size + cfg.capacity + 2 * n_neg
 
 
 def sample_chunk(tables, ids, sents, key, cfg: StepConfig) -> dict:
     """The random choices of one chunk, all made on device.
 
+    ``key`` is a PRNG key, or the chunk's ``[random_bits_per_chunk(cfg)] uint32`` bits drawn from
+    it beforehand (the train step draws all chunks' bits at once, outside its loop: threefry runs
+    far faster on one large array than on many small ones).
     Returns ``ids``/``sents [capacity]`` (subsampled tokens compacted to the front, padding has
     sentence ``-1``), ``reach [capacity]`` (each centre's reduced window), ``negs [capacity //
     negative_group, negative_draws]`` and the counts ``n_kept``/``n_dropped``.
     """
     w, s = cfg.window, cfg.negative_group
-    n_in, c = ids.shape[0], cfg.capacity
-    n_neg = (c // s) * cfg.negative_draws
+    n_in, c = cfg.chunk_size, cfg.capacity
+    if ids.shape != (n_in,):
+        raise ValueError(f"a chunk has chunk_size={n_in} token ids, got shape {ids.shape}")
     # One draw of random bits serves every use (a single PRNG call keeps compilation fast).
-    bits = jax.random.bits(key, (n_in + c + 2 * n_neg,), jnp.uint32)
+    n_bits = random_bits_per_chunk(cfg)
+    bits = key if key.dtype == jnp.uint32 else jax.random.bits(key, (n_bits,), jnp.uint32)
+    if bits.shape != (n_bits,):
+        raise ValueError(f"sample_chunk needs {n_bits} random bits, got shape {bits.shape}")
     b_keep, b_win, b_neg = bits[:n_in], bits[n_in : n_in + c], bits[n_in + c :]
     # Subsample, then compact surviving tokens to the front (order kept), so windows span the
     # surviving words as in gensim. The buffer holds ``capacity`` tokens (the expected survivors
@@ -191,7 +228,8 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
     xp = _pad(x, w)
     updates: dict = {}
     if cfg.sg:
-        d_parts = [jnp.zeros_like(x) for _ in offsets]  # d_parts[o][j]: error for input j + o
+        d_parts = []  # d_parts[o][j]: hierarchical softmax's error for input j + o
+        pos_g = []  # pos_g[o][j]: negative sampling's error of the pair (j + o, j), times alpha
         d_x = jnp.zeros_like(x)
     else:
         h = sum(m[:, None] * _shift(xp, o, w, c) for m, o in zip(masks, offsets))
@@ -209,7 +247,7 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
             for i, (m, o) in enumerate(zip(masks, offsets)):
                 xo = _shift(xp, o, w, c)
                 g = _error(1.0, jnp.sum(xo * y, -1)) * alpha * m
-                d_parts[i] = d_parts[i] + g[:, None] * y
+                pos_g.append(g)
                 d_y = d_y + g[:, None] * xo
             # Negatives: every pair with input j shares j's group negatives, so the negative
             # term of input j is counted once, weighted by its number of pairs.
@@ -227,7 +265,7 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
             d_h = d_h + g[:, None] * y
             d_y = g[:, None] * h
             # As gensim, a negative equal to the centre word is skipped.
-            mask = (negs[:, None, :] != ids.reshape(c // s, s)[:, :, None]).astype(dt)
+            mask = (negs[:, :, None] != ids.reshape(c // s, 1, s)).astype(dt)  # [G, K, S]
             d_hn, upd = _shared_negatives(
                 params["syn1neg"], negs, h.reshape(c // s, s, -1), alpha,
                 has_ctx.reshape(c // s, s), mask,
@@ -258,7 +296,7 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
             g = _error(labels[:, None, :], jnp.einsum("cod,cld->col", xctx, o))
             g = g * alpha * maskf[:, :, None] * on_path[:, None, :]
             d_ctx = jnp.einsum("col,cld->cod", g, o)
-            d_parts = [d_parts[i] + d_ctx[:, i] for i in range(len(offsets))]
+            d_parts = [d_ctx[:, i] for i in range(len(offsets))]
             d_o = jnp.einsum("col,cod->cld", g, xctx) * node_scale[:, :, None]
         else:
             g = _error(labels, jnp.einsum("cd,cld->cl", h, o)) * alpha
@@ -268,12 +306,15 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
         updates["syn1"] = (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1]))
 
     if cfg.sg:
-        d_x = d_x + _unshift_sum(d_parts, offsets, w, c)
+        if pos_g:
+            d_x = d_x + _unshift_weighted(pos_g, y, offsets, w, c)
+        if d_parts:
+            d_x = d_x + _unshift_sum(d_parts, offsets, w, c)
         n_trained = sum(m.sum() for m in masks)
     else:
         if not cfg.cbow_mean:  # gensim divides the error over summed windows
             d_h = d_h / jnp.maximum(count, 1.0)[:, None]
-        d_x = _unshift_sum([m[:, None] * d_h for m in masks], offsets, w, c)
+        d_x = _unshift_weighted(masks, d_h, offsets, w, c)
         n_trained = has_ctx.sum()
     updates["syn0"] = (ids, d_x)
     stats = jnp.stack([draws["n_kept"], n_trained, draws["n_dropped"]]).astype(dt)
@@ -289,6 +330,33 @@ def _apply(params, updates):
     }
 
 
+def _all_gather_updates(updates: dict, axis: str) -> dict:
+    """Every device's sparse updates, in device order, through one collective.
+
+    The rows of all tables are bitcast to float32 and packed beside their deltas in one
+    ``[M, 1 + D]`` buffer: a collective is a rendezvous of all devices, and one per step instead
+    of one per array is what makes data parallelism pay on CPU devices.
+    """
+    names = sorted(updates)
+    sizes = [updates[k][0].shape[0] for k in names]
+    packed = jnp.concatenate(
+        [
+            jnp.concatenate(
+                [jax.lax.bitcast_convert_type(updates[k][0], jnp.float32)[:, None], updates[k][1]],
+                axis=1,
+            )
+            for k in names
+        ]
+    )
+    packed = jax.lax.all_gather(packed, axis)  # [devices, M, 1 + D]
+    out, start = {}, 0
+    for k, m in zip(names, sizes):
+        part = packed[:, start : start + m].reshape(-1, packed.shape[-1])
+        out[k] = (jax.lax.bitcast_convert_type(part[:, 0], jnp.int32), part[:, 1:])
+        start += m
+    return out
+
+
 @functools.lru_cache(maxsize=32)  # models with equal settings share one compiled step
 def make_train_step(cfg: StepConfig, mesh: Mesh):
     """Jitted ``steps(params, tables, corpus, sentence_ids, chunk_index[S, G], alpha[S, G], key)``.
@@ -297,40 +365,47 @@ def make_train_step(cfg: StepConfig, mesh: Mesh):
     ``chunk_index`` picks the ``G`` chunks step ``i`` trains on (``G`` divisible by the mesh size).
     The ``S`` steps run one after another inside one call (``lax.scan``): the same updates as ``S``
     calls, without ``S`` dispatches from Python (+9% SG-NS / +16% CBOW-NS words/s on PTB+Brown, CPU).
-    ``params`` is donated. Returns ``(params, stats [3])`` summed over all chunks (see
-    :func:`chunk_updates`).
+    With several devices, each step costs one collective (see :func:`_all_gather_updates`);
+    the statistics are reduced once per call. ``params`` is donated. Returns ``(params, stats
+    [3])`` summed over all chunks (see :func:`chunk_updates`).
     """
     c = cfg.chunk_size
+    n_dev = mesh.size
 
-    def local(params, tables, corpus, sents, chunk_index, alpha, key):
-        def one(ci, a):
+    def local(params, tables, corpus, sents, chunk_index, alpha, bits):
+        def one(ci, a, b):
             start = ci * c
             ids = jax.lax.dynamic_slice(corpus, (start,), (c,))
             sid = jax.lax.dynamic_slice(sents, (start,), (c,))
-            return chunk_updates(params, tables, ids, sid, jax.random.fold_in(key, ci), a, cfg)
+            return chunk_updates(params, tables, ids, sid, b, a, cfg)
 
-        updates, stats = jax.vmap(one)(chunk_index, alpha)
+        updates, stats = jax.vmap(one)(chunk_index, alpha, bits)
         updates = jax.tree.map(lambda u: u.reshape((-1,) + u.shape[2:]), updates)
-        updates = jax.lax.all_gather(updates, "data", tiled=True)
-        stats = jax.lax.psum(stats.sum(0), "data")
-        return _apply(params, updates), stats
+        if n_dev > 1:
+            updates = _all_gather_updates(updates, "data")
+        return _apply(params, updates), stats.sum(0, keepdims=True)
 
     sharded = jax.shard_map(
         local,
         mesh=mesh,
-        in_specs=(P(), P(), P(), P(), P("data"), P("data"), P()),
-        out_specs=(P(), P()),
-        check_vma=False,  # outputs are replicated: every device applies the same gathered updates
+        in_specs=(P(), P(), P(), P(), P("data"), P("data"), P("data")),
+        out_specs=(P(), P("data")),  # stats: one row per device, summed after the loop
+        check_vma=False,  # params are replicated: every device applies the same gathered updates
     )
 
     def steps(params, tables, corpus, sents, chunk_index, alpha, key):
+        # Chunk i's bits come from fold_in(key, i): the same stream however chunks are grouped.
+        n_bits = random_bits_per_chunk(cfg)
+        draw = lambda ci: jax.random.bits(jax.random.fold_in(key, ci), (n_bits,), jnp.uint32)
+        bits = jax.vmap(jax.vmap(draw))(chunk_index)  # [S, G, n_bits], before the loop
+
         def one(p, xs):
-            return sharded(p, tables, corpus, sents, *xs, key)
+            return sharded(p, tables, corpus, sents, *xs)
 
-        params, stats = jax.lax.scan(one, params, (chunk_index, alpha))
-        return params, stats.sum(0)
+        params, stats = jax.lax.scan(one, params, (chunk_index, alpha, bits))
+        return params, stats.sum((0, 1))
 
-    return jax.jit(steps, donate_argnums=0)
+    return jax.jit(steps, donate_argnums=0, compiler_options=cpu_compiler_options(mesh))
 
 
 def make_mesh(devices=None) -> Mesh:
