@@ -150,12 +150,13 @@ def random_bits_per_chunk(cfg: StepConfig) -> int:
     return cfg.chunk_size + cfg.capacity + 2 * n_neg
 
 
-def sample_chunk(tables, ids, sents, key, cfg: StepConfig) -> dict:
+def sample_chunk(tables, ids, sents, key, cfg: StepConfig, negs=None) -> dict:
     """The random choices of one chunk, all made on device.
 
     ``key`` is a PRNG key, or the chunk's ``[random_bits_per_chunk(cfg)] uint32`` bits drawn from
     it beforehand (the train step draws all chunks' bits at once, outside its loop: threefry runs
-    far faster on one large array than on many small ones).
+    far faster on one large array than on many small ones). ``negs``, when given, are the
+    negatives :func:`sample_negatives` draws from these bits.
     Returns ``ids``/``sents [capacity]`` (subsampled tokens compacted to the front, padding has
     sentence ``-1``), ``reach [capacity]`` (each centre's reduced window), ``negs [capacity //
     negative_group, negative_draws]`` and the counts ``n_kept``/``n_dropped``.
@@ -169,7 +170,7 @@ def sample_chunk(tables, ids, sents, key, cfg: StepConfig) -> dict:
     bits = key if key.dtype == jnp.uint32 else jax.random.bits(key, (n_bits,), jnp.uint32)
     if bits.shape != (n_bits,):
         raise ValueError(f"sample_chunk needs {n_bits} random bits, got shape {bits.shape}")
-    b_keep, b_win, b_neg = bits[:n_in], bits[n_in : n_in + c], bits[n_in + c :]
+    b_keep, b_win = bits[:n_in], bits[n_in : n_in + c]
     # Subsample, then compact surviving tokens to the front (order kept), so windows span the
     # surviving words as in gensim. The buffer holds ``capacity`` tokens (the expected survivors
     # plus a wide margin); any overflow is counted and dropped.
@@ -185,13 +186,20 @@ def sample_chunk(tables, ids, sents, key, cfg: StepConfig) -> dict:
         "n_dropped": jnp.maximum(n_kept - c, 0),
     }
     if cfg.negative:
-        out["negs"] = alias_sample_from_bits(
-            b_neg.reshape(c // s, cfg.negative_draws, 2), tables["accept"], tables["alias"]
-        )
+        out["negs"] = sample_negatives(tables, bits, cfg) if negs is None else negs
     return out
 
 
-def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig):
+def sample_negatives(tables, bits, cfg: StepConfig):
+    """``[..., capacity // negative_group, negative_draws]`` unigram^0.75 negatives (alias table)
+    from the tail of each chunk's ``[..., random_bits_per_chunk(cfg)]`` bits."""
+    c, s = cfg.capacity, cfg.negative_group
+    b_neg = bits[..., cfg.chunk_size + c :]
+    b_neg = b_neg.reshape(bits.shape[:-1] + (c // s, cfg.negative_draws, 2))
+    return alias_sample_from_bits(b_neg, tables["accept"], tables["alias"])
+
+
+def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig, negs=None):
     """Sparse updates of one chunk, computed from the current ``params``.
 
     Args:
@@ -205,7 +213,7 @@ def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig):
       ``stats = [kept tokens, trained centres (CBOW) or pairs (SG), tokens lost to overflow]``.
     """
     return updates_from_draws(
-        params, tables, sample_chunk(tables, ids, sents, key, cfg), alpha, cfg
+        params, tables, sample_chunk(tables, ids, sents, key, cfg, negs), alpha, cfg
     )
 
 
@@ -375,14 +383,14 @@ def make_train_step(cfg: StepConfig, mesh: Mesh):
     c = cfg.chunk_size
     n_dev = mesh.size
 
-    def local(params, tables, corpus, sents, chunk_index, alpha, bits):
-        def one(ci, a, b):
+    def local(params, tables, corpus, sents, chunk_index, alpha, bits, negs):
+        def one(ci, a, b, n):
             start = ci * c
             ids = jax.lax.dynamic_slice(corpus, (start,), (c,))
             sid = jax.lax.dynamic_slice(sents, (start,), (c,))
-            return chunk_updates(params, tables, ids, sid, b, a, cfg)
+            return chunk_updates(params, tables, ids, sid, b, a, cfg, n)
 
-        updates, stats = jax.vmap(one)(chunk_index, alpha, bits)
+        updates, stats = jax.vmap(one)(chunk_index, alpha, bits, negs)
         updates = jax.tree.map(lambda u: u.reshape((-1,) + u.shape[2:]), updates)
         if n_dev > 1:
             updates = _all_gather_updates(updates, "data")
@@ -391,7 +399,7 @@ def make_train_step(cfg: StepConfig, mesh: Mesh):
     sharded = jax.shard_map(
         local,
         mesh=mesh,
-        in_specs=(P(), P(), P(), P(), P("data"), P("data"), P("data")),
+        in_specs=(P(), P(), P(), P(), P("data"), P("data"), P("data"), P("data")),
         out_specs=(P(), P("data")),  # stats: one row per device, summed after the loop
         check_vma=False,  # params are replicated: every device applies the same gathered updates
     )
@@ -401,11 +409,13 @@ def make_train_step(cfg: StepConfig, mesh: Mesh):
         n_bits = random_bits_per_chunk(cfg)
         draw = lambda ci: jax.random.bits(jax.random.fold_in(key, ci), (n_bits,), jnp.uint32)
         bits = jax.vmap(jax.vmap(draw))(chunk_index)  # [S, G, n_bits], before the loop
+        # Negatives too: sampled inside the loop, XLA:CPU recomputes them in every consumer.
+        negs = sample_negatives(tables, bits, cfg) if cfg.negative else jnp.zeros(bits.shape[:2])
 
         def one(p, xs):
             return sharded(p, tables, corpus, sents, *xs)
 
-        params, stats = jax.lax.scan(one, params, (chunk_index, alpha, bits))
+        params, stats = jax.lax.scan(one, params, (chunk_index, alpha, bits, negs))
         return params, stats.sum((0, 1))
 
     return jax.jit(steps, donate_argnums=0, compiler_options=cpu_compiler_options(mesh))
