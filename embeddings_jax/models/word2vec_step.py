@@ -161,7 +161,7 @@ def sample_chunk(tables, ids, sents, key, cfg: StepConfig, negs=None) -> dict:
     sentence ``-1``), ``reach [capacity]`` (each centre's reduced window), ``negs [capacity //
     negative_group, negative_draws]`` and the counts ``n_kept``/``n_dropped``.
     """
-    w, s = cfg.window, cfg.negative_group
+    w = cfg.window
     n_in, c = cfg.chunk_size, cfg.capacity
     if ids.shape != (n_in,):
         raise ValueError(f"a chunk has chunk_size={n_in} token ids, got shape {ids.shape}")
