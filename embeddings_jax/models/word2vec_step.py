@@ -117,6 +117,26 @@ def _error(label, logits):
     return jnp.where(jnp.abs(logits) < MAX_EXP, label - jax.nn.sigmoid(logits), 0.0)
 
 
+def _group_products(o, x, error):
+    """Scores of ``K`` outputs against ``S`` inputs per group, and both gradients.
+
+    Args:
+      o: ``[G, K, D]`` output rows; x: ``[G, S, D]`` input rows;
+      error: ``logits [G, K, S] -> [G, K, S]``, the learning rate times the error of each pair.
+    Returns: ``(d_x [G, S, D], d_o [G, K, D])``.
+
+    The scores are computed transposed (``[G, K, S]``) and the error is transposed once, in
+    memory, for ``d_x``: then every product contracts the left operand's last dimension with
+    the right operand's middle one (or both last ones for the scores), the forms XLA:CPU runs
+    fastest; the other orientation made ``d_o`` 2-3x slower on these small shapes.
+    """
+    g = error(jnp.einsum("gkd,gsd->gks", o, x))
+    d_o = jnp.einsum("gks,gsd->gkd", g, x)
+    # The barrier keeps the transposed copy: without it XLA folds the transpose into the product.
+    d_x = jnp.einsum("gsk,gkd->gsd", jax.lax.optimization_barrier(jnp.swapaxes(g, 1, 2)), o)
+    return d_x, d_o
+
+
 def _shared_negatives(table, rows, x, alpha, weight, mask=None):
     """Negatives shared by groups of consecutive inputs, as batched matrix products.
 
@@ -126,20 +146,13 @@ def _shared_negatives(table, rows, x, alpha, weight, mask=None):
         (input, positive) pairs each input row stands for; mask: optional ``[G, K, S]``.
     Returns:
       ``(d_x [G, S, D], (rows [G * K], d_out [G * K, D]))``.
-
-    The scores are computed transposed (``[G, K, S]``) and the error is transposed once, in
-    memory, for ``d_x``: then every product contracts the left operand's last dimension with
-    the right operand's middle one (or both last ones for the scores), the forms XLA:CPU runs
-    fastest; the other orientation made ``d_out`` 2-3x slower on these small shapes.
     """
-    o = table[rows]  # [G, K, D]
-    logits = jnp.einsum("gkd,gsd->gks", o, x)
-    g = _error(0.0, logits) * (alpha * weight)[:, None, :]
-    if mask is not None:
-        g = g * mask
-    d_o = jnp.einsum("gks,gsd->gkd", g, x)
-    # The barrier keeps the transposed copy: without it XLA folds the transpose into the product.
-    d_x = jnp.einsum("gsk,gkd->gsd", jax.lax.optimization_barrier(jnp.swapaxes(g, 1, 2)), o)
+
+    def error(logits):
+        g = _error(0.0, logits) * (alpha * weight)[:, None, :]
+        return g if mask is None else g * mask
+
+    d_x, d_o = _group_products(table[rows], x, error)
     return d_x, (rows.reshape(-1), d_o.reshape(-1, d_o.shape[-1]))
 
 
@@ -301,14 +314,14 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
             jnp.zeros(params["syn1"].shape[0], dt).at[points].add(on_path * per_centre[:, None])
         )
         node_scale = jnp.minimum(1.0, cfg.max_repeats / jnp.maximum(n_node[points], 1.0))  # [C, L]
-        if cfg.sg:
+        if cfg.sg:  # per centre: its L path nodes against its 2W contexts
             xctx = jnp.stack([_shift(xp, off, w, c) for off in offsets], axis=1)  # [C, 2W, D]
-            maskf = jnp.stack(masks, axis=1)  # [C, 2W]
-            g = _error(labels[:, None, :], jnp.einsum("cod,cld->col", xctx, o))
-            g = g * alpha * maskf[:, :, None] * on_path[:, None, :]
-            d_ctx = jnp.einsum("col,cld->cod", g, o)
+            weight = alpha * jnp.stack(masks, axis=1)[:, None, :] * on_path[:, :, None]
+            d_ctx, d_o = _group_products(
+                o, xctx, lambda z: _error(labels[:, :, None], z) * weight
+            )  # [C, 2W, D], [C, L, D]
             d_parts = [d_ctx[:, i] for i in range(len(offsets))]
-            d_o = jnp.einsum("col,cod->cld", g, xctx) * node_scale[:, :, None]
+            d_o = d_o * node_scale[:, :, None]
         else:
             g = _error(labels, jnp.einsum("cd,cld->cl", h, o)) * alpha
             g = g * on_path * has_ctx[:, None]
