@@ -252,6 +252,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metrics: dict = {"corpus": config.corpus, "corpus_words": n_words}
     if config.merge_metrics:
         metrics.update(json.loads(pathlib.Path(config.merge_metrics).read_text()))
+    # Every command behind these metrics, merged runs first, for the Reproduce section.
+    metrics["commands"] = [*metrics.get("commands", []), command_line()]
     seeds = [int(x) for x in config.seeds.split(",") if x.strip()] or [config.seed]
     tables, kvs = [], {}
     for v in variants:
@@ -296,8 +298,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 SPEED_NOTE = """How the step got here, and what limits it. XLA:CPU runs the operations of a loop
 body one after another on one core; gensim runs two threads. Three changes made SG-NS 4.4x and
 CBOW-NS 2.9x faster than the version before (0.40M and 1.54M words/s), with the same results
-(the same seeds give the same table, to every printed digit): (1) the step is compiled with YNNPACK for matrix products only
-(`ops/xla_cpu.py`): YNNPACK's reduce and elementwise fusions cost about 50 us each on the
+(the same seeds give the same table, to every printed digit): (1) the step is compiled with
+YNNPACK for matrix products only (`ops/xla_cpu.py`): YNNPACK's reduce and elementwise fusions cost about 50 us each on the
 `[256, 100]` operands inside the loop, and dropping them made the SG-NS step 2.3x faster;
 (2) the products of the shared negatives use the orientation XLA:CPU runs fastest (scores as
 `[G, K, S]`), 2-3x faster for the output gradient; (3) values that XLA:CPU otherwise recomputes
@@ -443,12 +445,12 @@ def _write_results(config, metrics, neighbours, plot, out: pathlib.Path):
         "## Reproduce",
         "",
         "```",
-        f"EMBEDDINGS_JAX_DATA=/path/to/data {command_line()}",
+        *(f"EMBEDDINGS_JAX_DATA=/path/to/data {cmd}" for cmd in metrics["commands"]),
         "```",
         "",
         (
             "`--config ptb_brown` alone trains all four variants and their gensim twins over five "
-            "seeds (about an hour on 2 CPU cores, most of it hierarchical softmax); "
+            "seeds (about 8 minutes on 2 CPU cores, most of it hierarchical softmax and gensim); "
             "`--config.variants=` and `--config.merge_metrics=<metrics.json of an earlier run>` split "
             "the work, as for the table above."
         ),
