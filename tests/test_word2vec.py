@@ -113,6 +113,35 @@ def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
         np.testing.assert_allclose(np.asarray(got[k]), want[k], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("sg,hs,negative", [(1, 0, 3), (0, 1, 3)])
+def test_train_step_applies_each_chunks_updates(sg, hs, negative):
+    """The jitted step (bits and negatives drawn before its loop, barriers, CPU compiler
+    options) applies exactly the updates :func:`chunk_updates` gives for ``fold_in(key, i)``."""
+    rng = np.random.default_rng(1)
+    v, dim, c = 13, 8, 48
+    counts = np.sort(rng.integers(1, 50, v))[::-1]
+    cfg = S.StepConfig(bool(sg), bool(hs), negative, 3, True, c, 4, 40)
+    tables = jax.tree.map(jnp.asarray, _tables(counts, keep_probabilities(counts, 0.05), negative, hs))
+    params = {"syn0": rng.normal(size=(v, dim)).astype(np.float32) * 0.3}
+    if negative:
+        params["syn1neg"] = rng.normal(size=(v, dim)).astype(np.float32) * 0.3
+    if hs:
+        params["syn1"] = rng.normal(size=(v - 1, dim)).astype(np.float32) * 0.3
+    corpus = jnp.asarray(rng.integers(0, v, 3 * c), jnp.int32)
+    sents = jnp.asarray(np.repeat(np.arange(18), 8), jnp.int32)
+    key, alpha = jax.random.key(7), np.float32(0.05)
+    step = S.make_train_step(cfg, S.make_mesh(jax.devices()[:1]))
+    got, stats = step(jax.tree.map(jnp.asarray, params), tables, corpus, sents,
+                      np.array([[2]], np.int32), np.array([[alpha]]), key)  # fmt: skip
+    upd, want_stats = S.chunk_updates(jax.tree.map(jnp.asarray, params), tables, corpus[2 * c :],
+                                      sents[2 * c :], jax.random.fold_in(key, 2), alpha, cfg)  # fmt: skip
+    want = S._apply(jax.tree.map(jnp.asarray, params), upd)
+    for k, before in params.items():
+        assert not np.allclose(np.asarray(want[k]), before)  # the chunk trained
+        np.testing.assert_allclose(np.asarray(got[k]), np.asarray(want[k]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(stats), np.asarray(want_stats))
+
+
 @pytest.mark.parametrize("sg,hs,negative", [(1, 0, 3), (0, 0, 3), (1, 1, 0), (0, 1, 0)])
 def test_saturated_pairs_are_skipped_like_gensim(sg, hs, negative):
     """Every score beyond +-MAX_EXP (here all of them, +-4 * 4 * D = +-96): no update at all."""

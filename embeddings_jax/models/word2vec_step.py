@@ -31,7 +31,10 @@ updates (``O(G * C * D)``, not ``O(V * D)``) are all-gathered and every device a
 so 8 devices compute exactly what one device computes for the same ``G`` chunks.
 
 On CPU the step is compiled with :func:`~embeddings_jax.ops.xla_cpu.cpu_compiler_options`
-(YNNPACK for matrix products only), and every random bit of a call is drawn before its loop.
+(YNNPACK for matrix products only); every random bit of a call, and the negatives drawn from
+them, are made before its loop, and barriers keep row-level values out of the ``[C, D]``
+fusions: XLA:CPU would otherwise recompute them for every element (see ``SPEED_NOTE`` in
+``experiments/word2vec.py`` for the measured effect of each).
 """
 
 from __future__ import annotations
