@@ -361,8 +361,9 @@ def _all_gather_updates(updates: dict, axis: str) -> dict:
     """Every device's sparse updates, in device order, through one collective.
 
     The rows of all tables are bitcast to float32 and packed beside their deltas in one
-    ``[M, 1 + D]`` buffer: a collective is a rendezvous of all devices, and one per step instead
-    of one per array is what makes data parallelism pay on CPU devices.
+    ``[M, 1 + D]`` buffer: a collective is a rendezvous of all devices, so one per step instead
+    of one per array (the statistics are summed after the loop). On 2 CPU devices this still
+    leaves data parallelism slower than one device: every device applies all updates.
     """
     names = sorted(updates)
     sizes = [updates[k][0].shape[0] for k in names]
