@@ -291,6 +291,14 @@ def test_bad_input_errors(tmp_path):
         Word2Vec().train([["a", "b"]])
     with pytest.raises(FileNotFoundError):
         Word2Vec.load(tmp_path / "nothing")
+    cfg = S.StepConfig(True, False, 2, 2, True, 16, 4)
+    tables = _tables(np.array([5, 3, 2]), np.ones(3), 2, False)
+    with pytest.raises(ValueError, match="chunk_size=16 token ids"):
+        S.sample_chunk(tables, jnp.zeros(12, jnp.int32), jnp.zeros(12, jnp.int32),
+                       jax.random.key(0), cfg)  # fmt: skip
+    with pytest.raises(ValueError, match="random bits"):
+        S.sample_chunk(tables, jnp.zeros(16, jnp.int32), jnp.zeros(16, jnp.int32),
+                       jnp.zeros(5, jnp.uint32), cfg)  # fmt: skip
 
 
 def test_experiment_aggregates_seeds_as_mean_and_sample_std():
