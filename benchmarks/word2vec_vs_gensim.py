@@ -7,9 +7,9 @@ Settings (both): vector_size 100, window 5, min_count 5, sample 1e-4, negative 5
 gensim uses every core (``workers = os.cpu_count()``). Reported per variant: raw corpus words per
 second of training (vocabulary building timed apart; our jit compilation excluded by a warm-up),
 median over ``--repeats`` runs (ours and gensim's alternate), and questions-words analogy
-accuracy. The memory rows train one
-epoch with a 1,000,000-word vocabulary in a fresh process each and report peak resident memory
-next to the ``2 * V * D * 4`` bytes the two float32 tables need.
+accuracy. The memory rows train one epoch with a 1,000,000-word vocabulary in a fresh process
+each and report peak resident memory next to the ``2 * V * D * 4`` bytes the two float32 tables
+need.
 """
 
 from __future__ import annotations

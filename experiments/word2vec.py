@@ -299,8 +299,9 @@ SPEED_NOTE = """How the step got here, and what limits it. XLA:CPU runs the oper
 body one after another on one core; gensim runs two threads. Three changes made SG-NS 4.4x and
 CBOW-NS 2.9x faster than the version before (0.40M and 1.54M words/s), with the same results
 (the same seeds give the same table, to every printed digit): (1) the step is compiled with
-YNNPACK for matrix products only (`ops/xla_cpu.py`): YNNPACK's reduce and elementwise fusions cost about 50 us each on the
-`[256, 100]` operands inside the loop, and dropping them made the SG-NS step 2.3x faster;
+YNNPACK for matrix products only (`ops/xla_cpu.py`): YNNPACK's reduce and elementwise fusions
+cost about 50 us each on the `[256, 100]` operands inside the loop, and dropping them made the
+SG-NS step 2.3x faster;
 (2) the products of the shared negatives use the orientation XLA:CPU runs fastest (scores as
 `[G, K, S]`), 2-3x faster for the output gradient; (3) values that XLA:CPU otherwise recomputes
 inside every `[C, D]` fusion that reads them are computed once: the row masks and gathered
@@ -345,10 +346,14 @@ def speed_section(path: pathlib.Path) -> list[str]:
         rows.append(f"| {v} | {cell(m, v)} | {cell(g, v)} | "
                     f"{m[v + '_words_per_second_speedup_vs_gensim']:.2f} | "
                     f"{m[v + '_analogy_acc']:.2%} / {g[v + '_analogy_acc']:.2%} |")  # fmt: skip
-    memory = (f"Peak memory with a {m['memory_vocab_size']:,}-word vocabulary: "
-              f"{m['memory_peak_rss_mb']:,.0f} MB RSS ({m['memory_tables_mb']:,.0f} MB of tables"
-              + (f"; gensim {g['memory_peak_rss_mb']:,.0f} MB)." if "memory_peak_rss_mb" in g
-                 else ").")) if "memory_peak_rss_mb" in m else ""  # fmt: skip
+    memory = ""
+    if "memory_peak_rss_mb" in m:
+        memory = (f"Peak memory with a {m['memory_vocab_size']:,}-word vocabulary: "
+                  f"{m['memory_peak_rss_mb']:,.0f} MB RSS ({m['memory_tables_mb']:,.0f} MB of "
+                  "tables")  # fmt: skip
+        if "memory_peak_rss_mb" in g:
+            memory += f"; gensim {g['memory_peak_rss_mb']:,.0f} MB"
+        memory += ")."
     return [
         (f"`{b['command']}` (medians of {b['config']['repeats']} runs, ours and gensim's "
         f"alternating, compilation excluded, vocabulary building timed apart, gensim with "

@@ -90,6 +90,16 @@ def _tables(counts, keep, negative, hs):
     return tables
 
 
+def _random_params(rng, v, dim, negative, hs):
+    """Tables of scale 0.3 for ``v`` words (``syn1`` has one row per inner Huffman node)."""
+    params = {"syn0": rng.normal(size=(v, dim)).astype(np.float32) * 0.3}
+    if negative:
+        params["syn1neg"] = rng.normal(size=(v, dim)).astype(np.float32) * 0.3
+    if hs:
+        params["syn1"] = rng.normal(size=(v - 1, dim)).astype(np.float32) * 0.3
+    return params
+
+
 @pytest.mark.parametrize("sg,hs,negative,cbow_mean", [(1, 0, 3, 1), (0, 0, 3, 1), (0, 0, 3, 0),
                                                       (1, 1, 0, 1), (0, 1, 2, 1)])  # fmt: skip
 def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
@@ -98,11 +108,7 @@ def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
     counts = np.sort(rng.integers(1, 50, v))[::-1]
     cfg = S.StepConfig(bool(sg), bool(hs), negative, 3, bool(cbow_mean), c, 4, 40, max_repeats=1e9)
     tables = _tables(counts, keep_probabilities(counts, 0.05), negative, hs)
-    params = {"syn0": rng.normal(size=(v, dim)).astype(np.float32) * 0.3}
-    if negative:
-        params["syn1neg"] = rng.normal(size=(v, dim)).astype(np.float32) * 0.3
-    if hs:
-        params["syn1"] = rng.normal(size=(v - 1, dim)).astype(np.float32) * 0.3
+    params = _random_params(rng, v, dim, negative, hs)
     ids = jnp.asarray(rng.integers(0, v, c), jnp.int32)
     sents = jnp.asarray(np.repeat(np.arange(6), 8), jnp.int32).at[-3:].set(-1)
     draws = S.sample_chunk(tables, ids, sents, jax.random.key(3), cfg)
@@ -122,11 +128,7 @@ def test_train_step_applies_each_chunks_updates(sg, hs, negative):
     counts = np.sort(rng.integers(1, 50, v))[::-1]
     cfg = S.StepConfig(bool(sg), bool(hs), negative, 3, True, c, 4, 40)
     tables = jax.tree.map(jnp.asarray, _tables(counts, keep_probabilities(counts, 0.05), negative, hs))
-    params = {"syn0": rng.normal(size=(v, dim)).astype(np.float32) * 0.3}
-    if negative:
-        params["syn1neg"] = rng.normal(size=(v, dim)).astype(np.float32) * 0.3
-    if hs:
-        params["syn1"] = rng.normal(size=(v - 1, dim)).astype(np.float32) * 0.3
+    params = _random_params(rng, v, dim, negative, hs)
     corpus = jnp.asarray(rng.integers(0, v, 3 * c), jnp.int32)
     sents = jnp.asarray(np.repeat(np.arange(18), 8), jnp.int32)
     key, alpha = jax.random.key(7), np.float32(0.05)

@@ -102,8 +102,8 @@ def _unshift_weighted(weights: list[jax.Array], rows: jax.Array, offsets, w: int
     """``out[j] = sum_o weights[o][j - o] * rows[j - o]``: :func:`_unshift_sum` of the parts
     ``weights[o][:, None] * rows`` (``[C]`` each, ``rows [C, D]``) in one fused pass over ``rows``.
 
-    The padded ``rows`` are materialised first (``optimization_barrier``): fused into the sum,
-    their producer would be recomputed for every offset."""
+    The padded ``rows`` go behind an ``optimization_barrier``, asking XLA to materialise them
+    once rather than fuse their producer into the sum, where it would run once per offset."""
     rp = jax.lax.optimization_barrier(_pad(rows, w))
     return sum(
         _shift(_pad(wt, w), -o, w, c)[:, None] * _shift(rp, -o, w, c)
@@ -427,7 +427,7 @@ def make_train_step(cfg: StepConfig, mesh: Mesh):
         draw = lambda ci: jax.random.bits(jax.random.fold_in(key, ci), (n_bits,), jnp.uint32)
         bits = jax.vmap(jax.vmap(draw))(chunk_index)  # [S, G, n_bits], before the loop
         # Negatives too: sampled inside the loop, XLA:CPU recomputes them in every consumer.
-        negs = sample_negatives(tables, bits, cfg) if cfg.negative else jnp.zeros(bits.shape[:2])
+        negs = sample_negatives(tables, bits, cfg) if cfg.negative else None
 
         def one(p, xs):
             return sharded(p, tables, corpus, sents, *xs)
