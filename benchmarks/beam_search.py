@@ -16,38 +16,35 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import median_time, write_result
 from embeddings_jax import decoding
-from embeddings_jax.data import parallel
+from embeddings_jax.data import translation
 from embeddings_jax.models import seq2seq as s2s
+
+# The untrained model: the sizes and vocabulary of `embeddings-jax seq2seq --config cpu`.
+CPU_MODEL = {"embed_dim": 128, "hidden_dim": 256, "attention_dim": 128, "num_layers": 1,
+             "dropout": 0.2}
+CPU_MIN_FREQ = 2
 
 
 def setup(workdir: str | None, n: int):
-    from experiments import seq2seq as exp
-
     if workdir:
-        model, params, src_tok, _, config = exp.load_model(workdir)
-        sentences = exp.load_data(config)[2][:n]
+        model, params, src_tok, _, config = s2s.load_model(workdir)
+        pairs = (config.dataset, config.src, config.tgt, config.fra_eng_val_fraction)
+        sentences = translation.load_pairs(*pairs)[2][:n]
         source = f"trained model in {workdir}"
     else:
-        config = exp.get_config("cpu")
-        src_texts, tgt_texts, val_src, _ = exp.load_data(config)
-        src_tok = parallel.make_tokenizer(
-            "word", src_texts, min_freq=config.min_freq, lowercase=config.lowercase
-        )
-        tgt_tok = parallel.make_tokenizer(
-            "word", tgt_texts, min_freq=config.min_freq, lowercase=config.lowercase
-        )
-        model = exp.build_model(config, src_tok.vocab_size, tgt_tok.vocab_size)
-        dummy = (jnp.zeros((1, 4), jnp.int32), jnp.ones((1, 4), bool), jnp.zeros((1, 3), jnp.int32))
-        params = model.init(jax.random.PRNGKey(0), *dummy)["params"]
+        src_texts, tgt_texts, val_src, _ = translation.load_pairs("multi30k", "en", "de")
+        src_tok = translation.make_tokenizer("word", src_texts, min_freq=CPU_MIN_FREQ)
+        tgt_tok = translation.make_tokenizer("word", tgt_texts, min_freq=CPU_MIN_FREQ)
+        model = s2s.Seq2Seq(src_tok.vocab_size, tgt_tok.vocab_size, **CPU_MODEL)
+        params = s2s.init_params(model, jax.random.PRNGKey(0))
         sentences = val_src[:n]
         source = "randomly initialised CPU-config model"
-    ids = parallel.encode_sources(sentences, src_tok, 64)
-    src, mask = parallel.pad(ids, max(map(len, ids)))
+    ids = translation.encode_sources(sentences, src_tok, 64)
+    src, mask = translation.pad(ids, max(map(len, ids)))
     cache = s2s.encode(model, params, src, mask)
     return model, params, cache, source
 
@@ -66,7 +63,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     model, params, cache, source = setup(args.workdir, args.sentences)
-    search_args = (args.beam, args.alpha, parallel.EOS, args.max_len)
+    search_args = (args.beam, args.alpha, translation.EOS, args.max_len)
     kw = {"beam_size": args.beam, "alpha": args.alpha, "max_len": args.max_len}
 
     def jitted():
@@ -79,18 +76,18 @@ def main(argv=None) -> None:
     sub = jax.tree_util.tree_map(lambda x: x[:m], cache)
     step = s2s.jitted_step_fn(model, params)
     decoding.python_beam_search(
-        jax.tree_util.tree_map(lambda x: x[:1], cache), step, *search_args, bos_id=parallel.BOS
+        jax.tree_util.tree_map(lambda x: x[:1], cache), step, *search_args, bos_id=translation.BOS
     )  # warm-up
     times = []
     for _ in range(max(1, args.repeats // 2)):
         t0 = time.perf_counter()
-        ref_seqs, _ = decoding.python_beam_search(sub, step, *search_args, bos_id=parallel.BOS)
+        ref_seqs, _ = decoding.python_beam_search(sub, step, *search_args, bos_id=translation.BOS)
         times.append(time.perf_counter() - t0)
     py_seconds = float(np.median(times))
 
     equal = float(np.mean(np.all(np.asarray(jit_seqs)[:m, 0] == ref_seqs[:, 0], axis=-1)))
     jit_sps, py_sps = args.sentences / jit_seconds, m / py_seconds
-    lengths = (np.asarray(jit_seqs)[:, 0] != parallel.PAD).sum(-1)
+    lengths = (np.asarray(jit_seqs)[:, 0] != translation.PAD).sum(-1)
     metrics = {
         "jit_beam_search_sentences_per_second": jit_sps,
         "python_loop_sentences_per_second": py_sps,

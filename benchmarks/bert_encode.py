@@ -25,8 +25,7 @@ import numpy as np
 
 from benchmarks.common import device_name, write_result
 from embeddings_jax.data.captions import load_flickr8k
-from embeddings_jax.models.bert_checkpoint import packaged_model_dir
-from embeddings_jax.sentence_encoder import SentenceEncoder
+from embeddings_jax.models.bert import SentenceEncoder, packaged_model_dir
 
 
 def _timed(fn) -> float:

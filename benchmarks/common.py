@@ -6,13 +6,14 @@ import json
 import pathlib
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
+
+from embeddings_jax.train.environment import cpu_model, git_sha, isa
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -27,17 +28,6 @@ def device_name() -> str:
         if model in kind:
             return f"{dev.platform}-{model}"
     return f"{dev.platform}-{kind.replace(' ', '_')}"
-
-
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=pathlib.Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def median_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
@@ -68,8 +58,10 @@ def write_result(
         "device_kind": jax.devices()[0].device_kind,
         "num_devices": jax.device_count(),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "isa": isa(),
         "jax_version": jax.__version__,
-        "git_sha": git_sha(),
+        "git_sha": git_sha(RESULTS_DIR.parent),
         "command": command or "python -m " + " ".join([f"benchmarks.{name}", *sys.argv[1:]]),
         "config": config,
         "metrics": metrics,

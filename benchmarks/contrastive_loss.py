@@ -27,7 +27,7 @@ def _child(form: str, batch: int, dim: int, block: int, repeats: int, budget: fl
     import jax
     import jax.numpy as jnp
 
-    from embeddings_jax.ops import losses
+    from embeddings_jax.ops import losses, similarity
 
     kx, ky = jax.random.split(jax.random.key(0))
     shape = jax.ShapeDtypeStruct((batch, dim), jnp.float32)
@@ -50,7 +50,7 @@ def _child(form: str, batch: int, dim: int, block: int, repeats: int, budget: fl
         return row
     x = jax.random.normal(kx, (batch, dim), jnp.float32)
     y = jax.random.normal(ky, (batch, dim), jnp.float32)
-    x, y = x / jnp.linalg.norm(x, axis=1, keepdims=True), y / jnp.linalg.norm(y, axis=1, keepdims=True)
+    x, y = similarity.l2_normalize(x), similarity.l2_normalize(y)
     scale = jnp.float32(14.3)
     times = []
     for _ in range(repeats):

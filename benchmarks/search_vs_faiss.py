@@ -113,9 +113,10 @@ def load_images(dataset: str, quick: bool):
 def all_devices_mesh():
     """A ``("data",)`` mesh over every JAX device, or ``None`` on a single device."""
     import jax
-    from jax.sharding import Mesh
 
-    return Mesh(np.array(jax.devices()), ("data",)) if jax.device_count() > 1 else None
+    from embeddings_jax.train.sharding import make_mesh
+
+    return make_mesh() if jax.device_count() > 1 else None
 
 
 def build_pairs(dim: int, nlist: int, m: int, rescore: int, kmeans_iters: int):

@@ -51,10 +51,32 @@ def length_penalty(length, alpha: float):
 def _check(beam_size: int | None, alpha: float, max_len: int) -> None:
     if beam_size is not None and (not isinstance(beam_size, int) or beam_size < 1):
         raise ValueError(f"beam_size must be a positive int, got {beam_size!r}")
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0 (a length penalty, not a bonus), got {alpha}")
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0 (a length penalty, not a bonus), got {alpha}")
     if not isinstance(max_len, int) or max_len < 1:
         raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+
+
+def _check_token_ids(init_cache: PyTree, tokens_to_logits: TokensToLogits, **ids: int) -> None:
+    """Every special id inside the model's vocabulary, read from the logits' shape (traced only)."""
+    b = _batch_size(init_cache)
+    logits, _ = jax.eval_shape(tokens_to_logits, jax.ShapeDtypeStruct((b,), jnp.int32), init_cache)
+    vocab = logits.shape[-1]
+    for name, value in ids.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < vocab:
+            raise ValueError(f"{name}={value!r} is not a token id of the model's {vocab}-token vocabulary")
+
+
+def _raise_on_nan(nan_seen: jax.Array) -> None:
+    """Called eagerly, a search whose model gave NaN (or +inf) logits is an error; under ``jit`` the
+    flag is a tracer and the caller checks its outputs (``seq2seq.translate`` does)."""
+    try:
+        bad = bool(nan_seen)
+    except jax.errors.TracerBoolConversionError:
+        return
+    if bad:
+        raise ValueError("tokens_to_logits returned NaN or +inf logits (diverged or NaN parameters?); "
+                         "the decoded sequences would be meaningless")
 
 
 def _batch_size(cache: PyTree) -> int:
@@ -71,36 +93,31 @@ def _batch_size(cache: PyTree) -> int:
 # Greedy search.
 
 
-def greedy_search(
-    init_cache: PyTree,
-    tokens_to_logits: TokensToLogits,
-    *,
-    eos_id: int,
-    max_len: int,
-    bos_id: int = 1,
-    pad_id: int = 0,
-) -> tuple[jax.Array, jax.Array]:
+def greedy_search(init_cache: PyTree, tokens_to_logits: TokensToLogits, *, eos_id: int,
+                  max_len: int, bos_id: int = 1, pad_id: int = 0) -> tuple[jax.Array, jax.Array]:
     """Arg-max decoding in one ``lax.while_loop``; stops when every sentence has emitted EOS.
 
     Returns:
       tokens int32 [B, max_len] and their summed log-probabilities float32 [B].
     """
     _check(None, 0.0, max_len)
+    _check_token_ids(init_cache, tokens_to_logits, eos_id=eos_id, bos_id=bos_id, pad_id=pad_id)
     b = _batch_size(init_cache)
 
     def cond(s):
-        t, _, _, done, _, _ = s
+        t, _, _, done, _, _, _ = s
         return (t < max_len) & ~jnp.all(done)
 
     def body(s):
-        t, last, seqs, done, logp, cache = s
+        t, last, seqs, done, logp, cache, nan_seen = s
         logits, cache = tokens_to_logits(last, cache)
         lp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+        nan_seen = nan_seen | jnp.any(jnp.isnan(lp))
         tok = jnp.argmax(lp, axis=-1).astype(jnp.int32)
         logp = logp + jnp.where(done, 0.0, jnp.take_along_axis(lp, tok[:, None], 1)[:, 0])
         tok = jnp.where(done, pad_id, tok)
         seqs = seqs.at[:, t].set(tok)
-        return t + 1, tok, seqs, done | (tok == eos_id), logp, cache
+        return t + 1, tok, seqs, done | (tok == eos_id), logp, cache, nan_seen
 
     init = (
         jnp.int32(0),
@@ -109,8 +126,10 @@ def greedy_search(
         jnp.zeros((b,), bool),
         jnp.zeros((b,), jnp.float32),
         init_cache,
+        jnp.zeros((), bool),
     )
-    _, _, seqs, _, logp, _ = jax.lax.while_loop(cond, body, init)
+    _, _, seqs, _, logp, _, nan_seen = jax.lax.while_loop(cond, body, init)
+    _raise_on_nan(nan_seen)
     return seqs, logp
 
 
@@ -129,6 +148,7 @@ class BeamState:
     finished_seqs: jax.Array  # int32 [B, K, L]
     finished_scores: jax.Array  # float32 [B, K]: length-penalised (NEG_INF: empty slot)
     cache: PyTree  # leaves [B * K, ...]
+    nan_seen: jax.Array  # bool scalar: some step's log-probabilities held NaN
 
 
 def _flat(x):
@@ -150,17 +170,9 @@ def gather_beams(tree: PyTree, beam_idx: jax.Array, batch_size: int) -> PyTree:
     return jax.tree_util.tree_map(g, tree)
 
 
-def beam_search(
-    init_cache: PyTree,
-    tokens_to_logits: TokensToLogits,
-    beam_size: int,
-    alpha: float,
-    eos_id: int,
-    max_len: int,
-    *,
-    bos_id: int = 1,
-    pad_id: int = 0,
-) -> tuple[jax.Array, jax.Array]:
+def beam_search(init_cache: PyTree, tokens_to_logits: TokensToLogits, beam_size: int,
+                alpha: float, eos_id: int, max_len: int, *, bos_id: int = 1,
+                pad_id: int = 0) -> tuple[jax.Array, jax.Array]:
     """Batched beam search in one ``lax.while_loop`` with fixed shapes (jit it around the model).
 
     Args:
@@ -175,6 +187,7 @@ def beam_search(
       (NEG_INF where fewer than K complete hypotheses exist).
     """
     _check(beam_size, alpha, max_len)
+    _check_token_ids(init_cache, tokens_to_logits, eos_id=eos_id, bos_id=bos_id, pad_id=pad_id)
     b, k = _batch_size(init_cache), beam_size
     cache = jax.tree_util.tree_map(lambda x: jnp.repeat(x, k, axis=0), init_cache)
     # Only beam 0 is alive at the start, so the K copies do not produce K identical beams.
@@ -191,6 +204,7 @@ def beam_search(
     def body(s: BeamState):
         logits, cache = tokens_to_logits(_flat(s.live_tokens), s.cache)
         lp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+        nan_seen = s.nan_seen | jnp.any(jnp.isnan(lp))
         v = lp.shape[-1]
         cand = (s.live_logp[:, :, None] + _unflat(lp, b)).reshape(b, k * v)  # [B, K*V]
         tok = jnp.arange(k * v, dtype=jnp.int32) % v
@@ -225,6 +239,7 @@ def beam_search(
             finished_seqs=finished_seqs,
             finished_scores=finished_scores,
             cache=cache,
+            nan_seen=nan_seen,
         )
 
     init = BeamState(
@@ -235,8 +250,10 @@ def beam_search(
         finished_seqs=jnp.full((b, k, max_len), pad_id, jnp.int32),
         finished_scores=jnp.full((b, k), NEG_INF, jnp.float32),
         cache=cache,
+        nan_seen=jnp.zeros((), bool),
     )
     out = jax.lax.while_loop(cond, body, init)
+    _raise_on_nan(out.nan_seen)
     return out.finished_seqs, out.finished_scores
 
 
@@ -249,6 +266,7 @@ def _host_step(tokens_to_logits, tokens: np.ndarray, cache: PyTree):
     x = np.asarray(logits, np.float32)
     x = x - x.max(axis=-1, keepdims=True)
     lp = x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    _raise_on_nan(np.isnan(lp).any())
     return lp, jax.tree_util.tree_map(np.asarray, cache)
 
 
@@ -257,32 +275,30 @@ def _take(cache: PyTree, rows) -> PyTree:
     return jax.tree_util.tree_map(lambda x: np.take(np.asarray(x), rows, axis=0), cache)
 
 
-def _pad(seq, max_len, pad_id):
-    return list(seq) + [pad_id] * (max_len - len(seq))
+def _ranked_arrays(ranked: list[list[tuple[float, list[int]]]], k: int, max_len: int, pad_id: int):
+    """Per sentence, up to ``k`` (score, tokens) best first -> sequences [B, k, L], scores [B, k]."""
+    seqs = np.full((len(ranked), k, max_len), pad_id, np.int32)
+    scores = np.full((len(ranked), k), NEG_INF, np.float32)
+    for i, hyps in enumerate(ranked):
+        for r, (score, seq) in enumerate(hyps[:k]):
+            seqs[i, r, : len(seq)] = seq
+            scores[i, r] = score
+    return seqs, scores
 
 
-def python_beam_search(
-    init_cache: PyTree,
-    tokens_to_logits: TokensToLogits,
-    beam_size: int,
-    alpha: float,
-    eos_id: int,
-    max_len: int,
-    *,
-    bos_id: int = 1,
-    pad_id: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+def python_beam_search(init_cache: PyTree, tokens_to_logits: TokensToLogits, beam_size: int,
+                       alpha: float, eos_id: int, max_len: int, *, bos_id: int = 1,
+                       pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The same search as ``beam_search``, one sentence at a time with Python lists and sorts.
 
     Only the model step runs in JAX (pass a jitted ``tokens_to_logits`` for a fair timing).
     Returns numpy arrays with the shapes and conventions of ``beam_search``.
     """
     _check(beam_size, alpha, max_len)
-    b = _batch_size(init_cache)
-    out_seqs = np.full((b, beam_size, max_len), pad_id, np.int32)
-    out_scores = np.full((b, beam_size), NEG_INF, np.float32)
+    _check_token_ids(init_cache, tokens_to_logits, eos_id=eos_id, bos_id=bos_id, pad_id=pad_id)
+    ranked = []
     max_penalty = length_penalty(float(max_len), alpha)
-    for i in range(b):
+    for i in range(_batch_size(init_cache)):
         cache = _take(init_cache, [i])
         live = [([], np.float32(0.0))]  # (tokens, summed log-probability)
         done: list[tuple[float, list[int]]] = []
@@ -309,34 +325,22 @@ def python_beam_search(
                 break
             cache = _take(cache, [j for _, j, _ in keep])
             live = [(live[j][0] + [tok], logp) for logp, j, tok in keep]
-        for r, (score, seq) in enumerate(done):
-            out_seqs[i, r] = _pad(seq, max_len, pad_id)
-            out_scores[i, r] = score
-    return out_seqs, out_scores
+        ranked.append(done)
+    return _ranked_arrays(ranked, beam_size, max_len, pad_id)
 
 
-def exhaustive_search(
-    init_cache: PyTree,
-    tokens_to_logits: TokensToLogits,
-    *,
-    alpha: float,
-    eos_id: int,
-    max_len: int,
-    top_k: int = 1,
-    bos_id: int = 1,
-    pad_id: int = 0,
-    max_hypotheses: int = 200_000,
-) -> tuple[np.ndarray, np.ndarray]:
+def exhaustive_search(init_cache: PyTree, tokens_to_logits: TokensToLogits, *, alpha: float,
+                      eos_id: int, max_len: int, top_k: int = 1, bos_id: int = 1, pad_id: int = 0,
+                      max_hypotheses: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     """Scores every complete hypothesis and returns the ``top_k`` best (tiny vocabularies only).
 
     Returns numpy sequences [B, top_k, max_len] and scores [B, top_k], best first.
     Raises ValueError when more than ``max_hypotheses`` prefixes would be expanded.
     """
     _check(top_k, alpha, max_len)
-    b = _batch_size(init_cache)
-    out_seqs = np.full((b, top_k, max_len), pad_id, np.int32)
-    out_scores = np.full((b, top_k), NEG_INF, np.float32)
-    for i in range(b):
+    _check_token_ids(init_cache, tokens_to_logits, eos_id=eos_id, bos_id=bos_id, pad_id=pad_id)
+    ranked = []
+    for i in range(_batch_size(init_cache)):
         prefixes, logps, cache = [[]], np.zeros(1, np.float32), _take(init_cache, [i])
         complete = []
         for step in range(max_len):
@@ -364,7 +368,5 @@ def exhaustive_search(
             cache = _take(cache, rows)
             prefixes, logps = next_prefixes, np.array(next_logps, np.float32)
         complete.sort(key=lambda c: -c[0])
-        for r, (score, seq) in enumerate(complete[:top_k]):
-            out_seqs[i, r] = _pad(seq, max_len, pad_id)
-            out_scores[i, r] = score
-    return out_seqs, out_scores
+        ranked.append(complete)
+    return _ranked_arrays(ranked, top_k, max_len, pad_id)

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from embeddings_jax.index.flat import FlatIndex
+from embeddings_jax.ops.similarity import l2_normalize
+from embeddings_jax.train.atomic import atomic_write
 
 Key = str
 
@@ -25,17 +27,34 @@ class KeyedVectors:
     """A vocabulary (``index_to_key``, most frequent first) and its ``[V, D]`` vectors."""
 
     def __init__(self, index_to_key: Sequence[str], vectors: np.ndarray, counts=None):
-        vectors = np.asarray(vectors, dtype=np.float32)
+        if isinstance(index_to_key, str):
+            raise TypeError("index_to_key must be a list of words, got a single string")
+        index_to_key = list(index_to_key)
+        not_str = [k for k in index_to_key if not isinstance(k, str)]
+        if not_str:
+            raise ValueError(
+                f"keys must be strings (words); got {len(not_str)} others, e.g. {not_str[:3]!r}: "
+                "convert them with str() first"
+            )
+        vectors = np.asarray(vectors)
+        if np.iscomplexobj(vectors) or not np.issubdtype(vectors.dtype, np.number):
+            raise ValueError(f"vectors must be a real numeric [len(keys), D] array, got dtype {vectors.dtype}")
+        vectors = vectors.astype(np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(index_to_key):
             raise ValueError(
                 f"vectors must be [len(keys), D]; got {vectors.shape} for {len(index_to_key)} keys"
             )
-        self.index_to_key = list(index_to_key)
+        self.index_to_key = index_to_key
         self.key_to_index = {k: i for i, k in enumerate(self.index_to_key)}
         if len(self.key_to_index) != len(self.index_to_key):
-            raise ValueError("duplicate keys in index_to_key")
+            seen, dup = set(), []
+            for k in self.index_to_key:
+                (dup.append if k in seen else seen.add)(k)
+            raise ValueError(f"duplicate keys in index_to_key: {dup[:5]!r}; every word must appear once")
         self.vectors = vectors
         self.counts = None if counts is None else np.asarray(counts, np.int64)
+        if self.counts is not None and self.counts.shape != (len(self),):
+            raise ValueError(f"counts must hold one count per key ({len(self)}), got shape {self.counts.shape}")
         self._norms = None
         self._flat = None
 
@@ -66,22 +85,30 @@ class KeyedVectors:
     def __getitem__(self, keys):
         if isinstance(keys, str):
             return self.get_vector(keys)
+        if not isinstance(keys, Iterable):
+            raise KeyError(f"look up a word or a list of words, got {keys!r}")
         return np.stack([self.get_vector(k) for k in keys])
 
     def get_normed_vectors(self) -> np.ndarray:
         """Unit-length rows ``[V, D]`` (zero rows stay zero)."""
         if self._norms is None or self._norms.shape[0] != len(self):
-            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
-            self._norms = self.vectors / np.maximum(norms, 1e-12)
+            self._norms = l2_normalize(self.vectors)
         return self._norms
 
     # ------------------------------------------------------------------ similarity queries
     def _weighted(self, positive, negative):
-        positive = [positive] if isinstance(positive, (str, np.ndarray)) else list(positive or [])
-        negative = [negative] if isinstance(negative, (str, np.ndarray)) else list(negative or [])
+        positive = [positive] if isinstance(positive, (str, np.ndarray)) or np.isscalar(positive) \
+            else list(positive or [])
+        negative = [negative] if isinstance(negative, (str, np.ndarray)) or np.isscalar(negative) \
+            else list(negative or [])
         items = [(w, 1.0) for w in positive] + [(w, -1.0) for w in negative]
         if not items:
             raise ValueError("most_similar needs at least one positive or negative word")
+        for w, _ in items:
+            if not isinstance(w, str) and np.shape(w) != (self.vector_size,):
+                raise ValueError(
+                    f"most_similar takes words (str) or [{self.vector_size}] vectors, got {w!r}"
+                )
         missing = [w for w, _ in items if isinstance(w, str) and w not in self.key_to_index]
         if missing:
             raise KeyError(f"words not in the vocabulary: {missing}")
@@ -99,11 +126,29 @@ class KeyedVectors:
             if np.isfinite(v)
         ]
 
+    def _limit(self, restrict_vocab) -> int:
+        """How many of the most frequent words a query may return (``None``: all)."""
+        if restrict_vocab is None:
+            return len(self)
+        if isinstance(restrict_vocab, bool) or not isinstance(restrict_vocab, (int, np.integer)) \
+                or restrict_vocab <= 0:
+            raise ValueError(
+                f"restrict_vocab must be a positive integer (search the first n words) or None "
+                f"(all {len(self)} words), got {restrict_vocab!r}"
+            )
+        return min(int(restrict_vocab), len(self))
+
+    @staticmethod
+    def _check_topn(topn) -> int:
+        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 0:
+            raise ValueError(f"topn must be a non-negative integer, got {topn!r}")
+        return int(topn)
+
     def index(self, restrict_vocab: int | None = None) -> FlatIndex:
         """An exact inner-product ``FlatIndex`` of the unit vectors of the first ``restrict_vocab``
         words (ids = word indices), built once and reused until the vectors change."""
         normed = self.get_normed_vectors()
-        limit = len(self) if restrict_vocab is None else min(restrict_vocab, len(self))
+        limit = self._limit(restrict_vocab)
         if self._flat is None or self._flat[0] is not normed or self._flat[1] != limit:
             index = FlatIndex(self.vector_size, "ip")
             index.add(normed[:limit])
@@ -116,6 +161,7 @@ class KeyedVectors:
         Words (or raw vectors) may be given; input words are excluded from the answer (3CosAdd).
         Returns ``[(word, similarity)]``, best first. Raises ``KeyError`` for unknown words.
         """
+        topn = self._check_topn(topn)
         items = self._weighted(positive, negative)
         normed = self.get_normed_vectors()
         vecs = [
@@ -137,9 +183,10 @@ class KeyedVectors:
         self, positive=None, negative=None, topn: int = 10, restrict_vocab=None
     ):
         """3CosMul (Levy & Goldberg, 2014): ``prod (1+cos(x,p))/2 / (prod (1+cos(x,n))/2 + 1e-6)``."""
+        topn = self._check_topn(topn)
         items = self._weighted(positive, negative)
         normed = self.get_normed_vectors()
-        limit = len(self) if restrict_vocab is None else min(restrict_vocab, len(self))
+        limit = self._limit(restrict_vocab)
         num, den = np.ones(limit, np.float32), np.ones(limit, np.float32)
         for w, wt in items:
             v = (
@@ -227,13 +274,14 @@ class KeyedVectors:
     def save_word2vec_format(
         self, fname: str | os.PathLike, binary: bool = False, write_header: bool = True
     ):
-        """Writes the word2vec C format (``V D`` header, then one word and its vector per row)."""
+        """Writes the word2vec C format (``V D`` header, then one word and its vector per row),
+        atomically: an interrupted save leaves the previous file."""
         for k in self.index_to_key:
             if not k or any(ch.isspace() for ch in k):
                 raise ValueError(
                     f"word {k!r} is empty or contains whitespace; the format cannot hold it"
                 )
-        with open(fname, "wb") as f:
+        with atomic_write(fname, "wb") as f:
             if write_header:
                 f.write(f"{len(self)} {self.vector_size}\n".encode())
             if binary:
@@ -252,15 +300,29 @@ class KeyedVectors:
         path = pathlib.Path(fname)
         if not path.is_file():
             raise FileNotFoundError(f"vector file {path} does not exist")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0):
+            raise ValueError(f"limit must be a non-negative integer or None (all words), got {limit!r}")
         opener = __import__("gzip").open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            header = f.readline().decode(encoding, unicode_errors).split()
             try:
+                line = f.readline(200)
+                header = line.decode(encoding, unicode_errors).split()
                 v, d = int(header[0]), int(header[1])
+                if not line.endswith(b"\n") or len(header) != 2:
+                    raise ValueError
             except (IndexError, ValueError):
                 raise ValueError(f"{path}: first line must be '<vocab size> <dimension>'") from None
+            if v < 0 or d <= 0:
+                raise ValueError(f"{path}: header '{v} {d}' needs a vocabulary size >= 0 and a dimension > 0")
             if limit is not None:
-                v = min(v, limit)
+                v = min(v, int(limit))
+            smallest = v * (4 * d if binary else 2 * d)  # bytes the entries need at least
+            # a wrong header must not allocate a huge array; small files fail entry by entry below
+            if path.suffix != ".gz" and 4 * v * d > 1 << 26 and smallest > path.stat().st_size:
+                raise ValueError(
+                    f"{path}: the header announces {v} vectors of dimension {d}, more than its "
+                    f"{path.stat().st_size} bytes can hold: the file is truncated or the header is wrong"
+                )
             keys, vecs = [], np.empty((v, d), np.float32)
             for i in range(v):
                 if binary:
@@ -273,18 +335,44 @@ class KeyedVectors:
                     raw = f.read(4 * d)
                     if len(raw) != 4 * d:
                         raise ValueError(f"{path}: truncated vector for entry {i}")
-                    keys.append(word.decode(encoding, unicode_errors))
+                    if i == 0 and _looks_like_text(raw):
+                        raise ValueError(
+                            f"{path} is in the word2vec text format (its first vector is written as "
+                            "digits), not binary: load it with binary=False"
+                        )
+                    keys.append(_decode(word, encoding, unicode_errors, path, i, binary))
                     vecs[i] = np.frombuffer(raw, "<f4")
                 else:
-                    parts = f.readline().decode(encoding, unicode_errors).rstrip().split(" ")
+                    line = f.readline()
+                    parts = _decode(line, encoding, unicode_errors, path, i, binary).rstrip().split(" ")
                     if len(parts) != d + 1:
                         raise ValueError(
                             f"{path}: line {i + 2} has {len(parts) - 1} values, expected {d}"
+                            + (" (if the file is binary, load it with binary=True)" if i == 0 else "")
                         )
                     keys.append(parts[0])
-                    vecs[i] = np.asarray(parts[1:], np.float32)
+                    try:
+                        vecs[i] = np.asarray(parts[1:], np.float32)
+                    except ValueError as e:
+                        raise ValueError(f"{path}: line {i + 2}: {e}") from None
         return cls(keys, vecs)
 
 
+def _looks_like_text(raw: bytes) -> bool:
+    """Whether the bytes read as one binary vector are decimal numbers (a text file read as binary)."""
+    return not raw.translate(None, b"0123456789.-+eE \n")
+
+
+def _decode(raw: bytes, encoding: str, errors: str, path, i: int, binary: bool) -> str:
+    try:
+        return raw.decode(encoding, errors)
+    except UnicodeDecodeError:
+        hint = "" if binary else " (a binary file read as text? load it with binary=True)"
+        raise ValueError(
+            f"{path}: entry {i} is not valid {encoding}{hint}; pass encoding= or "
+            "unicode_errors='replace' for another encoding"
+        ) from None
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
+    return l2_normalize(np.asarray(v))

@@ -4,37 +4,40 @@ from __future__ import annotations
 
 import json
 import pathlib
-import platform
-import subprocess
 import sys
 
 import jax
+
+from embeddings_jax.train import environment
+from embeddings_jax.train.atomic import atomic_write
+from embeddings_jax.train.environment import hardware
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
 
 def git_sha() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=RESULTS_DIR.parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def hardware() -> str:
-    dev = jax.devices()[0]
-    cores = len(__import__("os").sched_getaffinity(0))
-    return f"{jax.device_count()} x {dev.device_kind} ({dev.platform}), {cores} CPU cores, {platform.machine()}"
+    return environment.git_sha(RESULTS_DIR.parent)
 
 
 def command_line() -> str:
     return "embeddings-jax " + " ".join(sys.argv[1:]) if sys.argv and "embeddings-jax" in sys.argv[0] else " ".join(sys.argv)
 
 
+def publish(*files: pathlib.Path, directory: pathlib.Path = RESULTS_DIR) -> None:
+    """Copies ``files`` (figures of a run) into the results folder, each atomically."""
+    if jax.process_index() != 0:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for src in files:
+        with atomic_write(directory / pathlib.Path(src).name, "wb") as f:
+            f.write(pathlib.Path(src).read_bytes())
+
+
 def write_results(name: str, markdown: str, metrics: dict, directories: list[pathlib.Path]) -> None:
-    """Writes ``<name>.md`` (with command, hardware and git sha appended) and ``<name>.json``."""
+    """Writes ``<name>.md`` (with command, hardware and git sha appended) and ``<name>.json``,
+    each atomically, from process 0 only."""
+    if jax.process_index() != 0:
+        return
     footer = (
         f"\n\nCommand: `{command_line()}`  \nHardware: {hardware()}  \n"
         f"JAX {jax.__version__}, git {git_sha()}\n"
@@ -42,5 +45,7 @@ def write_results(name: str, markdown: str, metrics: dict, directories: list[pat
     record = {"command": command_line(), "hardware": hardware(), "git_sha": git_sha(), **metrics}
     for d in directories:
         d.mkdir(parents=True, exist_ok=True)
-        (d / f"{name}.md").write_text(markdown.rstrip() + footer)
-        (d / f"{name}.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+        with atomic_write(d / f"{name}.md") as f:
+            f.write(markdown.rstrip() + footer)
+        with atomic_write(d / f"{name}.json") as f:
+            f.write(json.dumps(record, indent=2, default=float) + "\n")

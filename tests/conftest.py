@@ -28,3 +28,19 @@ def shared_data():
         return registry.dataset_dir(dataset)
 
     return need
+
+
+@pytest.fixture(scope="session")
+def clustered_points():
+    """``make(n_centers, dim, n, n_queries, spread) -> (x [n, dim], q [n_queries, dim], centers)``:
+    Gaussian clusters (unit noise around centres scaled by ``spread``), float32, seed 0."""
+    import numpy as np
+
+    def make(n_centers, dim, n, n_queries, spread):
+        rng = np.random.default_rng(0)
+        centers = rng.standard_normal((n_centers, dim)) * spread
+        x = (centers[rng.integers(0, n_centers, n)] + rng.standard_normal((n, dim))).astype(np.float32)
+        q = (centers[rng.integers(0, n_centers, n_queries)] + rng.standard_normal((n_queries, dim))).astype(np.float32)
+        return x, q, centers
+
+    return make

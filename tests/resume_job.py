@@ -16,18 +16,20 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("EMBEDDINGS_JAX_QUIET", "1")
 
 import jax
+import ml_collections
 import numpy as np
 import optax
 
 from embeddings_jax.data.batching import epoch_batches
+from embeddings_jax.models.autoencoder import elbo_loss_fn, model_from_config
 from embeddings_jax.train import LoopConfig, create_train_state, make_mesh, train
-from experiments.vae import build_model, get_config, make_loss_fn
 
 
 def main(workdir: str, num_steps: int, kill_at: int | None) -> None:
-    config = get_config("runlocal")
-    config.hidden, config.latents = 64, 8
-    model = build_model(config)
+    config = ml_collections.ConfigDict(
+        {"model": "vae", "arch": "mlp", "hidden": 64, "latents": 8, "pixels": "binarized"}
+    )
+    model = model_from_config(config)
     rng = np.random.default_rng(0)
     images = rng.random((512, 784), dtype=np.float32)
     batch_fn, _ = epoch_batches({"image": images}, 32, seed=0)
@@ -41,7 +43,7 @@ def main(workdir: str, num_steps: int, kill_at: int | None) -> None:
     init = lambda key: model.init(key, images[:1], key)["params"]
     state = create_train_state(init, optax.adam(1e-3), 0, mesh)
     loop = LoopConfig(num_steps=num_steps, log_every=1, checkpoint_every=4)
-    state = train(state, make_loss_fn(model, config), batches, mesh=mesh, workdir=workdir, config=loop)
+    state = train(state, elbo_loss_fn(model, config), batches, mesh=mesh, workdir=workdir, config=loop)
     flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(state.params)}
     np.savez(os.path.join(workdir, "final_params.npz"), **flat)
 

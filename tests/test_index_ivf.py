@@ -6,18 +6,14 @@ import pytest
 from jax.sharding import Mesh
 
 from embeddings_jax.index import FlatIndex, Index, IVFIndex, IVFPQIndex
-from embeddings_jax.index import kmeans as km
 from embeddings_jax.index.ivf import plan_tiles, split_slots
+from embeddings_jax.ops import kmeans as km
 from embeddings_jax.ops import quantize
 
 
 @pytest.fixture(scope="module")
-def clustered():
-    rng = np.random.default_rng(0)
-    centers = rng.standard_normal((16, 16)) * 4
-    x = (centers[rng.integers(0, 16, 2000)] + rng.standard_normal((2000, 16))).astype(np.float32)
-    q = (centers[rng.integers(0, 16, 50)] + rng.standard_normal((50, 16))).astype(np.float32)
-    return x, q, centers
+def clustered(clustered_points):
+    return clustered_points(16, 16, 2000, 50, 4)
 
 
 def brute(q, x, k, metric):
@@ -254,3 +250,79 @@ def test_ivf_bad_input(clustered):
         IVFPQIndex(16, nlist=4, m=3)
     with pytest.raises(ValueError, match="adc_batch"):
         IVFPQIndex(16, nlist=4, m=4, adc_batch=0)
+
+
+@pytest.mark.parametrize("cls, kwargs, match", [
+    (IVFIndex, {"nlist": 0}, "nlist must be a positive integer"),
+    (IVFIndex, {"nlist": 4.0}, "nlist must be a positive integer"),
+    (IVFIndex, {"nprobe": 0}, "nprobe must be a positive integer"),
+    (IVFIndex, {"chunk": 0}, "chunk must be a positive integer"),
+    (IVFIndex, {"group": 0}, "group must be a positive integer"),
+    (IVFIndex, {"tiles_per_step": 0}, "tiles_per_step must be a positive integer"),
+    (IVFIndex, {"kmeans_iters": 0}, "kmeans_iters must be a positive integer"),
+    (IVFIndex, {"compute_dtype": "float16"}, "compute_dtype"),
+    (IVFPQIndex, {"m": 0}, "subquantizers must divide"),
+    (IVFPQIndex, {"m": 4, "pq_iters": 0}, "pq_iters must be a positive integer"),
+])
+def test_bad_constructor_arguments(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(16, **{"nlist": 4, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def small_ivf(clustered):
+    x, q, _ = clustered
+    index = IVFIndex(16, nlist=8, nprobe=2, kmeans_iters=3)
+    index.train(x)
+    index.add(x[:500])
+    return index, q
+
+
+@pytest.mark.parametrize("nprobe", [0, -1, 1.5, True, "2"])
+def test_nprobe_must_be_a_positive_integer(small_ivf, nprobe):
+    index, q = small_ivf
+    with pytest.raises(ValueError, match="nprobe .* must be a positive integer"):
+        index.search(q, 3, nprobe=nprobe)
+
+
+def test_nprobe_default_cap_and_attribute(small_ivf):
+    index, q = small_ivf
+    np.testing.assert_array_equal(index.search(q, 3)[1], index.search(q, 3, nprobe=2)[1])
+    np.testing.assert_array_equal(index.search(q, 3, nprobe=100)[1], index.search(q, 3, nprobe=8)[1])
+    index.nprobe = 0  # set later by hand: checked at search time too
+    try:
+        with pytest.raises(ValueError, match="nprobe"):
+            index.search(q, 3)
+    finally:
+        index.nprobe = 2
+
+
+def test_ivf_training_on_no_vectors_is_an_error():
+    with pytest.raises(ValueError, match="training needs at least one vector"):
+        IVFIndex(16, nlist=2).train(np.zeros((0, 16)))
+
+
+@pytest.mark.parametrize("cls", [IVFIndex, IVFPQIndex])
+def test_ivf_load_checks_cells_and_sets_no_other_attributes(tmp_path, small_ivf, cls):
+    index, q = small_ivf
+    if cls is IVFPQIndex:
+        x = small_ivf[0]._x
+        index = IVFPQIndex(16, nlist=8, m=4, nprobe=2, kmeans_iters=3, pq_iters=3)
+        index.train(x)
+        index.add(x)
+    path = index.save(tmp_path / "ivf")
+    with np.load(path) as z:
+        content = {k: z[k] for k in z.files}
+    for lists in (np.full_like(content["list"], 8), np.full_like(content["list"], -1)):
+        np.savez(tmp_path / "bad.npz", **{**content, "list": lists})
+        with pytest.raises(ValueError, match=r"cell ids must lie in \[0, nlist=8\)"):
+            Index.load(tmp_path / "bad.npz")
+    for extra in ("device", "replicas", "trained", "ids_"):
+        np.savez(tmp_path / "bad.npz", **content, **{extra: np.zeros(2)})
+        with pytest.raises(ValueError, match="do not match"):
+            Index.load(tmp_path / "bad.npz")
+    fresh = cls(16, nlist=8, **({"m": 4} if cls is IVFPQIndex else {}))
+    fresh._restore({**index._arrays(), "device": np.zeros(2)})
+    assert not hasattr(fresh, "_device") or fresh._device is None
+    loaded = Index.load(path)
+    np.testing.assert_array_equal(loaded.search(q, 5)[1], index.search(q, 5)[1])

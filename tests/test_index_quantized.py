@@ -25,12 +25,8 @@ def recall(found, truth):
 
 
 @pytest.fixture(scope="module")
-def clustered():
-    rng = np.random.default_rng(0)
-    centers = rng.standard_normal((20, 32)) * 3
-    x = (centers[rng.integers(0, 20, 1500)] + rng.standard_normal((1500, 32))).astype(np.float32)
-    q = (centers[rng.integers(0, 20, 40)] + rng.standard_normal((40, 32))).astype(np.float32)
-    return x, q
+def clustered(clustered_points):
+    return clustered_points(20, 32, 1500, 40, 3)[:2]
 
 
 @pytest.mark.parametrize("metric", ["l2", "ip"])
@@ -162,3 +158,47 @@ def test_train_required(clustered):
         SQ8Index(32).train(x[:, :8])
     with pytest.raises(ValueError, match="scales"):
         SQ8Index(32, scales="row")
+
+
+@pytest.mark.parametrize("cls, kwargs, match", [
+    (PQIndex, {"m": 0}, "m=0 subquantizers must divide"),
+    (PQIndex, {"m": 2.0}, "m=2.0 subquantizers must divide"),
+    (PQIndex, {"m": 4, "iters": 0}, "iters must be a positive integer"),
+    (BinaryIndex, {"rescore": 0}, "rescore must be an integer >= 1"),
+    (BinaryIndex, {"rescore": 1.5}, "rescore must be an integer >= 1"),
+    (SQ8Index, {"rescore": -1}, "rescore"),
+    (SQ8Index, {"rescore": 2.5}, "rescore"),
+])
+def test_bad_constructor_arguments(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(32, **kwargs)
+
+
+@pytest.mark.parametrize("make", [lambda: SQ8Index(32), lambda: PQIndex(32, m=4), lambda: BinaryIndex(32)])
+def test_training_on_no_vectors_is_an_error(make):
+    index = make()
+    with pytest.raises(ValueError, match="training needs at least one vector"):
+        index.train(np.zeros((0, 32), np.float32))
+    assert not index.is_trained
+
+
+def test_pq_refuses_vectors_beyond_float32_and_is_right_below(clustered):
+    x, q = clustered
+    index = PQIndex(32, "l2", m=4, iters=3)
+    with pytest.raises(ValueError, match="too large for float32"):
+        index.train(x * 1e20)
+    index.train(x * 1e15)
+    with pytest.raises(ValueError, match="too large for float32"):
+        index.add(x * 1e20)
+    index.add(x * 1e15)
+    with pytest.raises(ValueError, match="too large for float32"):
+        index.search(q * 1e20, 5)
+    d, i = index.search(q * 1e15, 5)
+    assert (i >= 0).all() and np.isfinite(d).all()
+    unscaled = PQIndex(32, "l2", m=4, iters=3)
+    unscaled.train(x)
+    unscaled.add(x)
+    d1, i1 = unscaled.search(q, 5)  # PQ is scale-equivariant: the same answers, distances times 1e30
+    truth = brute(q, x, 5, "l2")[1]
+    assert abs(recall(i, truth) - recall(i1, truth)) <= 0.02
+    np.testing.assert_allclose(d / 1e30, d1, rtol=1e-3)

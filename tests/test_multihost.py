@@ -60,10 +60,9 @@ def _train_batches(steps: int = 2, batch: int = 16):
     """Deterministic global batches (uint8 images, caption token ids) for the training check."""
     import numpy as np
 
-    from experiments import clip
+    from embeddings_jax.data.class_captions import token_tables
 
-    config = _train_config()
-    _, tables = clip.token_tables("fashion_mnist", config)
+    _, tables = token_tables("fashion_mnist", _train_config().max_len)
     rng = np.random.default_rng(0)
     return [
         {"image": rng.integers(0, 256, (batch, 28, 28)).astype(np.uint8),
@@ -73,12 +72,13 @@ def _train_batches(steps: int = 2, batch: int = 16):
 
 
 def _train_config():
-    from experiments import clip
+    import ml_collections
 
-    config = clip.get_config("runlocal")
-    config.width = config.embed_dim = 8
-    config.loss_block_size = 4  # blockwise shard_map loss across the processes
-    return config
+    return ml_collections.ConfigDict({  # the clip runlocal model, narrowed to width 8
+        "image_tower": "cnn", "max_len": 40, "embed_dim": 8, "width": 8, "depth": 1, "heads": 4,
+        "loss_block_size": 4,  # blockwise shard_map loss across the processes
+        "shard_map": True,
+    })
 
 
 def _train(mesh, batches):
@@ -92,15 +92,16 @@ def _train(mesh, batches):
     import numpy as np
     import optax
 
+    from embeddings_jax.data.class_captions import token_tables
+    from embeddings_jax.models import dual_encoder
     from embeddings_jax.train import create_train_state, make_train_step, shard_batch
-    from experiments import clip
 
     config = _train_config()
-    tok, _ = clip.token_tables("fashion_mnist", config)
-    model = clip.build_model(config, len(tok), "clip")
+    tok, _ = token_tables("fashion_mnist", config.max_len)
+    model = dual_encoder.model_from_config(config, len(tok), "clip")
     dummy = (jnp.zeros((1, 28, 28)), jnp.zeros((1, config.max_len), jnp.int32))
     state = create_train_state(lambda k: model.init(k, *dummy)["params"], optax.sgd(0.5), 0, mesh)
-    step = make_train_step(clip.make_loss_fn(model, "clip", mesh, config), mesh, state)
+    step = make_train_step(dual_encoder.make_loss_fn(model, "clip", mesh, config), mesh, state)
     values = []
     for b in batches:
         state, metrics = step(state, shard_batch(b, mesh))
@@ -139,18 +140,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_equal_one(tmp_path):
-    import jax
-    import numpy as np
-    from jax.sharding import Mesh
-
-    out = tmp_path / "two_process.npz"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+def launch_two_processes(script, *args: str, devices_per_process: int = 4, timeout: float = 240) -> list[str]:
+    """Runs ``python script RANK PORT *args`` as the two local CPU processes of one ``jax.distributed``
+    job; asserts both exit cleanly and returns their logs."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}",
+               JAX_PLATFORMS="cpu")
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
     port = _free_port()
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, str(rank), str(port), str(out)],
+            [sys.executable, str(script), str(rank), str(port), *args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for rank in range(2)
@@ -158,12 +157,22 @@ def test_two_processes_equal_one(tmp_path):
     logs = []
     for p in procs:
         try:
-            logs.append(p.communicate(timeout=240)[0])
+            logs.append(p.communicate(timeout=timeout)[0])
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()
             raise
     assert all(p.returncode == 0 for p in procs), "\n----\n".join(logs)[-4000:]
+    return logs
+
+
+def test_two_processes_equal_one(tmp_path):
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh
+
+    out = tmp_path / "two_process.npz"
+    launch_two_processes(__file__, str(out))
 
     got = np.load(out)
     mesh = Mesh(np.array(jax.devices()), ("data",))

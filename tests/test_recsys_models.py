@@ -1,15 +1,25 @@
-"""Matrix factorization, two-tower pieces and top-k serving: references, recovery, bad input."""
+"""Matrix factorization, two-tower pieces, training and top-k serving: references, recovery,
+sharded training, bad input."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from embeddings_jax.data import ratings as R
 from embeddings_jax.data.ratings import Ratings
 from embeddings_jax.eval import recommend as rec
 from embeddings_jax.index import FlatIndex
-from embeddings_jax.models import factorization as F
-from embeddings_jax.models import two_tower as T
+from embeddings_jax.models import recsys
+from embeddings_jax.models.recsys import bpmf
+from embeddings_jax.models.recsys import factorization as F
+from embeddings_jax.models.recsys import two_tower as T
+from embeddings_jax.train import make_mesh
+
+
+@pytest.fixture
+def ml100k(shared_data):
+    shared_data(R.DATASET)
 
 
 def _ratings(user, item, rating):
@@ -85,18 +95,24 @@ def test_mf_fit_recovers_low_rank_ratings_and_cold_fallback():
     np.testing.assert_array_equal(again.predict(hu, hi), model.predict(hu, hi))
 
 
-def test_mf_bad_input():
-    train = _ratings([0, 1, 2], [0, 1, 2], [1, 3, 5])
-    cfg = F.MFConfig(dim=2, batch_size=2, epochs=1)
-    model = F.fit(train, cfg, num_users=3, num_items=3)
+@pytest.mark.parametrize("fit,cfg,bad", [
+    (F.fit, F.MFConfig(dim=2, batch_size=2, epochs=1), _ratings([0, 1], [0, 1], [0.0, 6.0])),
+    (bpmf.fit, bpmf.BPMFConfig(dim=3, samples=3, burn_in=1), _ratings([0], [0], [7.0])),
+], ids=["mf", "bpmf"])
+def test_rating_models_reject_unknown_ids_and_bad_ratings(fit, cfg, bad):
+    model = fit(_ratings([0, 1, 2], [0, 1, 2], [1, 3, 5]), cfg, num_users=3, num_items=3)
     with pytest.raises(ValueError, match="unknown user id 3"):
         model.predict([3], [0])
     with pytest.raises(ValueError, match="unknown item id -1"):
         model.predict([0], [-1])
     with pytest.raises(ValueError, match="outside \\[1.0, 5.0\\]"):
-        F.fit(_ratings([0, 1], [0, 1], [0.0, 6.0]), cfg, num_users=3, num_items=3)
+        fit(bad, cfg, num_users=3, num_items=3)
     with pytest.raises(ValueError, match="empty"):
-        F.fit(_ratings([], [], []), cfg, num_users=3, num_items=3)
+        fit(_ratings([], [], []), cfg, num_users=3, num_items=3)
+
+
+def test_mf_bad_input():
+    train = _ratings([0, 1, 2], [0, 1, 2], [1, 3, 5])
     with pytest.raises(ValueError, match="batch_size"):
         F.fit(train, F.MFConfig(dim=2, batch_size=10), num_users=3, num_items=3)
     with pytest.raises(ValueError, match="implicit_pairs"):
@@ -178,3 +194,82 @@ def test_top_k_unseen_index_and_baselines():
         rec.top_k_unseen(np.zeros((1, 3)), [np.array([3])], 1)
     with pytest.raises(ValueError, match="rows"):
         rec.top_k_unseen(np.zeros((2, 3)), [np.array([0])], 1)
+
+
+def test_serving_agreement_popularity_prior_and_topk_metrics():
+    rng = np.random.default_rng(1)
+    users = rng.normal(size=(6, 4)).astype(np.float32)
+    items = rng.normal(size=(12, 4)).astype(np.float32)
+    seen = [np.array([u]) for u in range(6)]
+    brute = rec.top_k_unseen(users @ items.T, seen, 3)
+    served = rec.serve_top_k_unseen(FlatIndex(4, "ip"), items, users, seen, 3)
+    assert rec.agreement(served, brute) == {"same_list_fraction": 1.0, "same_set_fraction": 1.0,
+                                            "recall": 1.0}
+    assert rec.agreement(brute[:, ::-1], brute)["same_list_fraction"] == 0.0
+    assert rec.agreement(brute[:, ::-1], brute)["same_set_fraction"] == 1.0
+    np.testing.assert_allclose(np.exp(rec.log_popularity(np.array([0, 0, 1]), 3)),
+                               [2 / 3, 1 / 3, 1 / 3])
+    test = _ratings([0, 0, 1], [1, 5, 2], [1, 1, 1])
+    m = rec.topk_metrics(np.array([[0, 1], [2, -1]]), test, k=2)
+    ndcg_u0 = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
+    assert m == pytest.approx({"precision": 0.5, "recall": 0.75, "ndcg": (ndcg_u0 + 1) / 2,
+                               "map": 0.625, "map_all": 0.625})
+    only_u1 = rec.topk_metrics(np.array([[0, 1], [2, -1]]), test, users=np.array([1]), k=2)
+    assert only_u1["recall"] == 1.0
+    assert [s.tolist() for s in rec.seen_lists(test, 3)] == [[1, 5], [2], []]
+
+
+def test_two_tower_multi_device_matches_single_device(ml100k, tmp_path):
+    cfg = recsys.TwoTowerConfig(epochs=1, batch_size=256)
+    all_r = R.load_ratings()
+    train = all_r.take(np.arange(1024))
+    feats = recsys.build_features(R.load_users(), R.load_items(), train)
+    params = {}
+    for n in (1, 8):
+        _, params[n] = recsys.train_two_tower(train, feats, cfg, loss="softmax", seed=0,
+                                              workdir=tmp_path / f"d{n}", mesh=make_mesh(n))
+    for a, b in zip(jax.tree.leaves(params[1]), jax.tree.leaves(params[8])):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+
+
+def test_cold_start_path_and_unknown_ids(ml100k):
+    users, items = R.load_users(), R.load_items()
+    kept, _, cold = R.holdout_users(R.load_ratings(), 0.1, seed=0)
+    feats = recsys.build_features(users, items, kept)
+    # Cold users' id slot holds the unknown-id row; their features are unchanged.
+    id_slot = feats.user_slots.index(0)
+    assert len(set(feats.user_rows[cold, id_slot])) == 1  # all unseen ids share the unknown row
+    np.testing.assert_array_equal(np.delete(feats.user_rows[cold], id_slot, 1),
+                                  np.delete(feats.cold_user_rows[cold], id_slot, 1))
+    model = recsys.build_model(feats, recsys.TwoTowerConfig())
+    params = model.init(jax.random.PRNGKey(0), feats.user_rows[:1], None, feats.item_rows[:1],
+                        feats.item_dense[:1])["params"]
+    u, i = recsys.embed(model, params, feats, cold_users=cold)
+    assert u.shape == (R.NUM_USERS, 64) and i.shape == (R.NUM_ITEMS, 64)
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="cold user ids"):
+        recsys.embed(model, params, feats, cold_users=np.array([R.NUM_USERS]))
+    with pytest.raises(ValueError, match="empty"):
+        recsys.train_two_tower(kept.take(np.zeros(len(kept), bool)), feats,
+                               recsys.TwoTowerConfig(), loss="softmax", seed=0,
+                               workdir="/nonexistent")
+    with pytest.raises(ValueError, match="unknown loss"):
+        recsys.make_loss_fn(model, feats, kept.item, recsys.TwoTowerConfig(), "hinge")
+
+
+@pytest.mark.parametrize("loss,mode", [("bpr", "multiplexed"), ("warp", "separate"),
+                                       ("softmax", "multiplexed")])
+def test_losses_on_both_layouts_give_finite_gradients(ml100k, loss, mode):
+    train = R.load_ratings().take(np.arange(2000))
+    feats = recsys.build_features(R.load_users(), R.load_items(), train, mode=mode)
+    assert feats.layout.table_size == sum(feats.layout.sizes)  # same size in both layouts
+    cfg = recsys.TwoTowerConfig()
+    model = recsys.build_model(feats, cfg)
+    params = model.init(jax.random.PRNGKey(0), feats.user_rows[:1], None, feats.item_rows[:1],
+                        feats.item_dense[:1])["params"]
+    loss_fn = recsys.make_loss_fn(model, feats, train.item, cfg, loss)
+    batch = {"user": train.user[:64], "item": train.item[:64]}
+    (value, _), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(
+        params, batch, jax.random.PRNGKey(1))
+    assert np.isfinite(value) and value > 0
+    assert float(np.abs(grads["table"]["embedding"]).sum()) > 0

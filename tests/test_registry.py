@@ -140,3 +140,77 @@ def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="not an IDX file"):
         images.read_idx(other)
     assert isinstance(images.read_idx(pathlib.Path(good)), np.ndarray)
+
+
+@pytest.fixture
+def file_dataset(cache, tmp_path_factory, monkeypatch):
+    """``make(payload, filename, member=None) -> path``: registers dataset 'local' whose one file comes
+    from a ``file://`` URL (the real urllib, no network) and must hash to ``hello world``'s content."""
+    content = b"hello world\n" * 50
+    served = tmp_path_factory.mktemp("served")
+
+    def make(payload: bytes, filename: str = "hello.txt", member: str | None = None):
+        source = served / "payload.bin"
+        source.write_bytes(payload)
+        ds = registry.Dataset("local", "test", {filename: hashlib.sha256(content).hexdigest()},
+                              {filename: registry.Source(source.as_uri(), member)})
+        monkeypatch.setitem(registry.DATASETS, "local", ds)
+        return cache / "local" / filename
+
+    return content, make
+
+
+def _leftovers(cache):
+    folder = cache / "local"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_file_url_download_is_verified_then_written(file_dataset, cache):
+    content, make = file_dataset
+    path = make(gzip.compress(content), "hello.txt.gz")
+    assert registry.fetch("local", "hello.txt.gz") == path
+    assert gzip.decompress(path.read_bytes()) == content and _leftovers(cache) == ["hello.txt.gz"]
+
+
+@pytest.mark.parametrize("payload, filename, member, error, match", [
+    (b"tampered", "hello.txt", None, OSError, "does not match its checksum .* nothing was saved"),
+    (b"\x1f\x8b broken gzip", "hello.txt.gz", None, OSError, "unreadable"),
+    (b"not a zip", "hello.txt", "toy/hello.txt", FileNotFoundError, "did not give a zip archive holding toy/hello.txt"),
+    (None, "hello.txt", "toy/other.txt", FileNotFoundError, "did not give a zip archive holding toy/other.txt"),
+])
+def test_bad_download_never_reaches_its_final_path(file_dataset, cache, payload, filename, member, error, match):
+    content, make = file_dataset
+    if payload is None:  # a zip without the expected member
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("toy/hello.txt", content)
+        payload = archive.getvalue()
+    path = make(payload, filename, member)
+    with pytest.raises(error, match=match):
+        registry.fetch("local", filename)
+    assert not path.exists() and _leftovers(cache) == []
+
+
+def test_failed_write_leaves_no_temporary_file(file_dataset, cache, monkeypatch):
+    import os
+
+    content, make = file_dataset
+    path = make(content)
+
+    def no_space(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError, match="No space left"):
+        registry.fetch("local", "hello.txt")
+    monkeypatch.undo()
+    assert not path.exists() and _leftovers(cache) == []
+
+
+def test_sources_use_https_where_the_host_offers_it():
+    # S3 *website* endpoints serve HTTP only; the content is still checked against its sha256
+    http_only = {"fashion-mnist.s3-website.eu-central-1.amazonaws.com"}
+    for d in registry.DATASETS.values():
+        for f, src in d.sources.items():
+            host = src.url.split("/")[2]
+            assert src.url.startswith("https://") or host in http_only, (d.name, f, src.url)

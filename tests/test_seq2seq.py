@@ -3,12 +3,13 @@
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 from embeddings_jax import decoding
-from embeddings_jax.data import parallel as P
+from embeddings_jax.data import translation as P
 from embeddings_jax.models import seq2seq as S
 from embeddings_jax.train import create_train_state, make_mesh, make_train_step, shard_batch
 
@@ -197,6 +198,11 @@ def test_translate_text_handles_bad_input(trained_reverser):
     with pytest.raises(ValueError, match="max_len is 8"):
         S.translate(m, params, ["w5 " * 20], tok, tok, max_src_len=8, on_long="error")
     assert S.translate(m, params, [], tok, tok) == []
+    with pytest.raises(TypeError, match="list of sentences"):
+        S.translate(m, params, "w5 w6", tok, tok)
+    broken = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params)
+    with pytest.raises(ValueError, match="non-finite log-probabilities"):
+        S.translate(m, broken, ["w5 w6"], tok, tok, max_src_len=8, max_len=8, batch_size=8)
 
 
 def test_runlocal_experiment(tmp_path, shared_data):
@@ -209,12 +215,25 @@ def test_runlocal_experiment(tmp_path, shared_data):
     assert set(result) >= {"multi30k_en_de_val_bleu_greedy", "multi30k_en_de_val_bleu_beam4"}
     assert result["multi30k_en_de_beam4_equals_python_loop_fraction"] == 1.0
     assert (tmp_path / "seq2seq_attention_multi30k_en_de.png").exists()
-    model, params, src_tok, tgt_tok, _ = E.load_model(tmp_path)
+    model, params, src_tok, tgt_tok, _ = S.load_model(tmp_path)
     out = S.translate(
         model, params, ["A dog runs.", ""], src_tok, tgt_tok, max_src_len=16, max_len=16
     )
     assert len(out) == 2
     with pytest.raises(FileNotFoundError, match="params.msgpack"):
-        E.load_model(tmp_path / "nothing")
+        S.load_model(tmp_path / "nothing")
     with pytest.raises(ValueError, match="unknown seq2seq config"):
         E.get_config("gpu")
+
+
+def test_report_renders_the_committed_results_from_their_json():
+    import json
+    import pathlib
+
+    from experiments.reports import seq2seq as report
+
+    results = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "results"
+    runs = json.loads((results / "seq2seq.json").read_text())["runs"]
+    md = (results / "seq2seq.md").read_text()
+    assert report.markdown(runs) == report.markdown(json.loads(json.dumps(runs)))
+    assert md.startswith(report.markdown(runs).rstrip() + "\n\nCommand: `")

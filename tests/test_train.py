@@ -9,11 +9,13 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 
 from embeddings_jax.data.batching import epoch_batches
+from embeddings_jax.models.autoencoder import elbo_loss_fn, model_from_config
 from embeddings_jax.train import (
     Checkpointer,
     LoopConfig,
@@ -26,21 +28,21 @@ from embeddings_jax.train import (
     shard_batch,
     train,
 )
-from experiments.vae import build_model, get_config, make_loss_fn
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _vae_setup(num_devices, hidden=64, latents=8):
-    config = get_config("runlocal")
-    config.hidden, config.latents = hidden, latents
-    model = build_model(config)
+    config = ml_collections.ConfigDict(
+        {"model": "vae", "arch": "mlp", "hidden": hidden, "latents": latents, "pixels": "binarized"}
+    )
+    model = model_from_config(config)
     images = np.random.default_rng(0).random((256, 784), dtype=np.float32)
     mesh = make_mesh(num_devices)
     init = lambda key: model.init(key, images[:1], key)["params"]
     state = create_train_state(init, optax.adam(1e-3), 0, mesh)
     batch_fn, _ = epoch_batches({"image": images}, 32, seed=0)
-    return state, make_loss_fn(model, config), batch_fn, mesh
+    return state, elbo_loss_fn(model, config), batch_fn, mesh
 
 
 def _run(tmp_path, num_devices, num_steps=12):
@@ -200,3 +202,21 @@ def test_metrics_writer_jsonl_and_resume_truncation(tmp_path):
     with pytest.raises(ValueError, match="scalars"):
         MetricsWriter(tmp_path / "x", tensorboard=False).write(1, {"v": np.zeros(3)})
     json.dumps(recs)
+
+
+def test_changed_config_resume_is_a_clear_error_and_moves_nothing(tmp_path):
+    from embeddings_jax.train import CheckpointMismatchError
+
+    state, loss_fn, batch_fn, mesh = _vae_setup(1)
+    workdir = tmp_path / "run"
+    train(state, loss_fn, batch_fn, mesh=mesh, workdir=workdir, config=LoopConfig(num_steps=4, log_every=1,
+                                                                                   checkpoint_every=2))
+    before = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*"))
+    metrics = (workdir / "metrics.jsonl").read_bytes()
+    wider, loss_fn2, batch_fn2, _ = _vae_setup(1, hidden=96)  # another config: other shapes
+    with pytest.raises(CheckpointMismatchError, match=r"another configuration.*Nothing was moved"):
+        train(wider, loss_fn2, batch_fn2, mesh=mesh, workdir=workdir, config=LoopConfig(num_steps=8))
+    assert sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*")) == before  # no corrupt/ folder
+    assert (workdir / "metrics.jsonl").read_bytes() == metrics
+    resumed = train(state, loss_fn, batch_fn, mesh=mesh, workdir=workdir, config=LoopConfig(num_steps=4))
+    assert int(resumed.step) == 4  # the original config still resumes

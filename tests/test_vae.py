@@ -1,19 +1,20 @@
-"""Autoencoder / VAE models, the ELBO terms and the IWAE log-likelihood estimate."""
+"""Autoencoder / VAE models, the ELBO terms, the IWAE log-likelihood estimate and the vae report."""
+
+import json
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
+from embeddings_jax.data.images import binarize_fixed
 from embeddings_jax.eval.likelihood import iwae_log_likelihood
-from embeddings_jax.models.autoencoder import (
-    VAE,
-    AutoEncoder,
-    bernoulli_log_likelihood,
-    gaussian_kl,
-    gaussian_log_density,
-)
-from experiments.vae import binarize_fixed, build_model, get_config
+from embeddings_jax.models.autoencoder import VAE, AutoEncoder, model_from_config
+from embeddings_jax.ops.densities import bernoulli_log_likelihood, gaussian_kl, gaussian_log_density
+from experiments.common import RESULTS_DIR
+from experiments.reports import vae as report
+from experiments.vae import get_config
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -87,7 +88,7 @@ def test_config_and_model_errors():
     c = get_config("runlocal")
     c.pixels = "grey"
     with pytest.raises(ValueError, match="unknown pixels 'grey'"):
-        build_model(c)
+        model_from_config(c)
     c = get_config("conv,ae")
     assert (c.arch, c.model) == ("conv", "ae")
 
@@ -98,3 +99,26 @@ def test_fixed_binarization_is_deterministic_and_unbiased():
     np.testing.assert_array_equal(a, b)
     assert set(np.unique(a)) == {0.0, 1.0}
     assert abs(a.mean() - 0.3) < 0.005
+
+
+@pytest.mark.parametrize("name", ["vae_mnist", "vae_fashion_mnist"])
+def test_report_renders_the_committed_results(name):
+    saved = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    config = ml_collections.ConfigDict(saved.pop("config"))
+    metrics = {k: v for k, v in saved.items() if k not in ("command", "hardware", "git_sha")}
+    markdown = report.markdown(config, metrics, [f"{name}_images.png", f"{name}_latent.png"])
+    assert markdown.rstrip() == (RESULTS_DIR / f"{name}.md").read_text().split("\n\nCommand: `")[0]
+
+
+def test_report_writes_the_same_files_twice(tmp_path):
+    config = get_config("runlocal")
+    result = {"mnist_test_elbo_nats": -101.5, "mnist_test_kl_nats": 25.25}
+    rng = np.random.default_rng(0)
+    rows = {"test image": rng.random((16, 784)), "reconstruction": rng.random((16, 784))}
+    codes, labels = rng.normal(size=(200, config.latents)), rng.integers(0, 10, 200)
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        report.write(config, result, rows, codes, labels, tmp_path / d)
+    for f in ("vae_mnist.md", "vae_mnist.json", "vae_mnist_images.png", "vae_mnist_latent.png"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert "| `mnist_test_kl_nats` | 25.25 |" in (tmp_path / "a" / "vae_mnist.md").read_text()

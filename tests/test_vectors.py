@@ -169,3 +169,109 @@ def test_trained_model_vectors_load_in_gensim_with_same_neighbours(tmp_path):
         assert [a for a, _ in m.wv.most_similar(w, topn=5)] == [
             a for a, _ in g.most_similar(w, topn=5)
         ]
+
+
+# ------------------------------------------------------------------ bad input tables
+@pytest.mark.parametrize("restrict_vocab", [-1, 0, 2.5, "10", True])
+@pytest.mark.parametrize("query", ["most_similar", "most_similar_cosmul", "similar_by_vector"])
+def test_restrict_vocab_must_be_a_positive_integer(kv, query, restrict_vocab):
+    arg = kv["w1"] if query == "similar_by_vector" else "w1"
+    with pytest.raises(ValueError, match="restrict_vocab must be a positive integer .* or None"):
+        getattr(kv, query)(arg, topn=3, restrict_vocab=restrict_vocab)
+
+
+def test_restrict_vocab_keeps_the_first_words_and_caps_at_the_vocabulary(kv):
+    assert kv.most_similar("w1", topn=len(kv), restrict_vocab=len(kv) + 5) == kv.most_similar("w1", topn=len(kv))
+    assert {w for w, _ in kv.most_similar("w1", topn=10, restrict_vocab=4)} == {"w0", "w2", "w3"}
+    assert len(kv.most_similar("king", topn=len(kv))) == len(kv) - 1  # nothing but the query dropped
+
+
+@pytest.mark.parametrize("topn", [-1, 2.5, "3", None])
+def test_topn_must_be_a_non_negative_integer(kv, topn):
+    with pytest.raises(ValueError, match="topn must be a non-negative integer"):
+        kv.most_similar("w1", topn=topn)
+    with pytest.raises(ValueError, match="topn must be a non-negative integer"):
+        kv.most_similar_cosmul("w1", topn=topn)
+
+
+def test_topn_zero_is_empty(kv):
+    assert kv.most_similar("w1", topn=0) == [] and kv.most_similar_cosmul("w1", topn=0) == []
+
+
+@pytest.mark.parametrize("keys, vectors, error, match", [
+    ([1, 2], np.ones((2, 3)), ValueError, "keys must be strings"),
+    (["a", None], np.ones((2, 3)), ValueError, "keys must be strings"),
+    ([b"a", b"b"], np.ones((2, 3)), ValueError, "keys must be strings"),
+    ("ab", np.ones((2, 3)), TypeError, "a list of words, got a single string"),
+    (["a", "b", "a"], np.ones((3, 3)), ValueError, r"duplicate keys in index_to_key: \['a'\]"),
+    (["a", "b"], np.ones((2, 3), np.complex64), ValueError, "real numeric"),
+    (["a", "b"], np.array([["x"], ["y"]]), ValueError, "real numeric"),
+    (["a", "b"], np.ones((3, 3)), ValueError, r"must be \[len\(keys\), D\]"),
+])
+def test_bad_keys_and_vectors_are_refused(keys, vectors, error, match):
+    with pytest.raises(error, match=match):
+        KeyedVectors(keys, vectors)
+
+
+def test_numpy_string_keys_and_counts(kv):
+    small = KeyedVectors(np.array(["a", "b"]), np.eye(2), counts=[5, 3])
+    assert small.index_to_key == ["a", "b"] and small.most_similar("a", topn=1)[0][0] == "b"
+    with pytest.raises(ValueError, match="one count per key"):
+        KeyedVectors(["a", "b"], np.eye(2), counts=[5])
+
+
+@pytest.mark.parametrize("query, match", [
+    (3, "words \\(str\\) or \\[16\\] vectors"),
+    (np.ones(5), "words \\(str\\) or \\[16\\] vectors"),
+    ([np.ones((2, 16))], "words \\(str\\) or \\[16\\] vectors"),
+])
+def test_most_similar_refuses_what_is_neither_a_word_nor_a_vector(kv, query, match):
+    with pytest.raises(ValueError, match=match):
+        kv.most_similar(query)
+    with pytest.raises(KeyError, match="look up a word"):
+        kv[3]
+
+
+# ------------------------------------------------------------------ files
+@pytest.mark.parametrize("dim", [1, 2, 16])
+def test_loading_with_the_wrong_binary_flag_is_an_error(tmp_path, dim):
+    rng = np.random.default_rng(4)
+    small = KeyedVectors([f"w{i}" for i in range(30)], rng.normal(size=(30, dim)))
+    text, binary = tmp_path / "v.txt", tmp_path / "v.bin"
+    small.save_word2vec_format(text)
+    small.save_word2vec_format(binary, binary=True)
+    with pytest.raises(ValueError, match="text format .* load it with binary=False"):
+        KeyedVectors.load_word2vec_format(text, binary=True)
+    with pytest.raises(ValueError, match="binary=True"):
+        KeyedVectors.load_word2vec_format(binary, binary=False)
+
+
+@pytest.mark.parametrize("content, kwargs, match", [
+    (b"", {}, "first line must be"),
+    (b"3 4 5\n", {}, "first line must be"),
+    (b"3\n", {}, "first line must be"),
+    (b"-1 4\n", {}, "vocabulary size >= 0 and a dimension > 0"),
+    (b"2 0\n", {}, "vocabulary size >= 0 and a dimension > 0"),
+    (b"100000 300\na 1\n", {}, "truncated or the header is wrong"),
+    (b"1 2\na 1 x\n", {}, "line 2: could not convert"),
+    (b"1 2\na 1 2\n", {"limit": -1}, "limit must be a non-negative integer"),
+    (b"1 2\na 1 2\n", {"limit": 1.5}, "limit must be a non-negative integer"),
+    (b"1 2\n\xff\xfe 1 2\n", {}, "not valid utf8"),
+])
+def test_malformed_word2vec_files(tmp_path, content, kwargs, match):
+    f = tmp_path / "bad.txt"
+    f.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        KeyedVectors.load_word2vec_format(f, **kwargs)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_save_word2vec_format_is_atomic(tmp_path, kv, binary):
+    f = tmp_path / "v.w2v"
+    kv.save_word2vec_format(f, binary=binary)
+    before = f.read_bytes()
+    unencodable = KeyedVectors(["fine", "bad\ud800"], np.ones((2, 16)))  # fails after the first row
+    with pytest.raises(UnicodeEncodeError):
+        unencodable.save_word2vec_format(f, binary=binary)
+    assert f.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["v.w2v"]
+    assert KeyedVectors.load_word2vec_format(f, binary=binary).index_to_key == kv.index_to_key

@@ -7,10 +7,11 @@ import pytest
 
 from embeddings_jax.data import synthetic
 from embeddings_jax.eval.analogy import evaluate_word_analogies
-from embeddings_jax.models import word2vec_step as S
+from embeddings_jax.models import word2vec as S
 from embeddings_jax.models.word2vec import Word2Vec
 from embeddings_jax.ops.huffman import build_huffman
 from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
+from embeddings_jax.train.sharding import make_mesh
 
 
 def _err(label, z):
@@ -113,7 +114,7 @@ def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
     sents = jnp.asarray(np.repeat(np.arange(6), 8), jnp.int32).at[-3:].set(-1)
     draws = S.sample_chunk(tables, ids, sents, jax.random.key(3), cfg)
     upd, _ = S.updates_from_draws(params, tables, draws, 0.1, cfg)
-    got = S._apply(jax.tree.map(jnp.asarray, params), upd)
+    got = S.apply_updates(jax.tree.map(jnp.asarray, params), upd)
     want = _reference(params, tables, draws, 0.1, cfg)
     for k in params:
         np.testing.assert_allclose(np.asarray(got[k]), want[k], rtol=1e-4, atol=1e-5)
@@ -132,16 +133,40 @@ def test_train_step_applies_each_chunks_updates(sg, hs, negative):
     corpus = jnp.asarray(rng.integers(0, v, 3 * c), jnp.int32)
     sents = jnp.asarray(np.repeat(np.arange(18), 8), jnp.int32)
     key, alpha = jax.random.key(7), np.float32(0.05)
-    step = S.make_train_step(cfg, S.make_mesh(jax.devices()[:1]))
+    step = S.make_train_step(cfg, make_mesh(jax.devices()[:1]))
     got, stats = step(jax.tree.map(jnp.asarray, params), tables, corpus, sents,
                       np.array([[2]], np.int32), np.array([[alpha]]), key)  # fmt: skip
     upd, want_stats = S.chunk_updates(jax.tree.map(jnp.asarray, params), tables, corpus[2 * c :],
                                       sents[2 * c :], jax.random.fold_in(key, 2), alpha, cfg)  # fmt: skip
-    want = S._apply(jax.tree.map(jnp.asarray, params), upd)
+    want = S.apply_updates(jax.tree.map(jnp.asarray, params), upd)
     for k, before in params.items():
         assert not np.allclose(np.asarray(want[k]), before)  # the chunk trained
         np.testing.assert_allclose(np.asarray(got[k]), np.asarray(want[k]), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(stats), np.asarray(want_stats))
+
+
+@pytest.mark.parametrize("sg,hs,negative", [(1, 0, 3), (0, 1, 3)])
+def test_plain_step_trains_as_the_cpu_tuned_step(sg, hs, negative):
+    """Without the XLA:CPU tricks (``tune=False``: no fusion barriers or compiler options,
+    negatives drawn inside the loop), as a GPU or TPU compiles it, the step trains the same
+    up to float rounding."""
+    rng = np.random.default_rng(2)
+    v, dim, c = 13, 8, 48
+    counts = np.sort(rng.integers(1, 50, v))[::-1]
+    cfg = S.StepConfig(bool(sg), bool(hs), negative, 3, True, c, 4, 40)
+    tables = _tables(counts, keep_probabilities(counts, 0.05), negative, hs)
+    params = _random_params(rng, v, dim, negative, hs)
+    corpus = jnp.asarray(rng.integers(0, v, 3 * c), jnp.int32)
+    sents = jnp.asarray(np.repeat(np.arange(18), 8), jnp.int32)
+    chunks, alpha = np.array([[2], [0], [1]], np.int32), np.full((3, 1), 0.05, np.float32)
+    mesh = make_mesh(jax.devices()[:1])
+    runs = [S.make_train_step(cfg, mesh, tune)(jax.tree.map(jnp.asarray, params), tables, corpus,
+                                               sents, chunks, alpha, jax.random.key(7))
+            for tune in (True, False)]  # fmt: skip
+    (tuned, tuned_stats), (plain, plain_stats) = runs
+    for k in params:
+        np.testing.assert_allclose(np.asarray(plain[k]), np.asarray(tuned[k]), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(np.asarray(plain_stats), np.asarray(tuned_stats))
 
 
 @pytest.mark.parametrize("sg,hs,negative", [(1, 0, 3), (0, 0, 3), (1, 1, 0), (0, 1, 0)])
@@ -159,14 +184,14 @@ def test_saturated_pairs_are_skipped_like_gensim(sg, hs, negative):
     upd, stats = S.chunk_updates(params, tables, ids, jnp.zeros(c, jnp.int32), jax.random.key(0),
                                  0.1, cfg)  # fmt: skip
     assert stats[1] > 0  # pairs were trained on, yet nothing moved
-    got = S._apply(jax.tree.map(jnp.asarray, params), upd)
+    got = S.apply_updates(jax.tree.map(jnp.asarray, params), upd)
     for k, before in params.items():
         np.testing.assert_array_equal(np.asarray(got[k]), before)
 
 
 def test_input_vectors_start_like_gensim():
     """gensim 4 draws input vectors from U[-1/D, 1/D] (the C tool: U[-0.5/D, 0.5/D])."""
-    p = S.init_params(0, 2000, 50, True, False, S.make_mesh(jax.devices()[:1]))
+    p = S.init_params(0, 2000, 50, True, False, make_mesh(jax.devices()[:1]))
     syn0 = np.asarray(p["syn0"])
     assert -1 / 50 <= syn0.min() < -0.98 / 50 and 0.98 / 50 < syn0.max() < 1 / 50
     assert abs(syn0.mean()) < 1e-3 and not np.asarray(p["syn1neg"]).any()
@@ -224,7 +249,7 @@ def test_eight_devices_equal_one_device(world, sg, hs):
 def test_steps_per_call_do_not_change_training(world, monkeypatch):
     """Steps scanned inside one call (the last call padded with empty chunks at learning rate 0)
     train exactly as one call per step."""
-    from embeddings_jax.models import word2vec as w2v
+    from embeddings_jax.models.word2vec import model as w2v
 
     sentences = world[0][:1500]
     kw = {
@@ -303,8 +328,27 @@ def test_bad_input_errors(tmp_path):
                        jnp.zeros(5, jnp.uint32), cfg)  # fmt: skip
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_alpha": float("nan")}, "min_alpha must be a finite number"),
+    ({"alpha": float("inf")}, "alpha must be a finite number"),
+    ({"sample": -1e-3}, "sample must be >= 0"),
+    ({"vector_size": 10.5}, "vector_size must be an integer"),
+    ({"window": True}, "window must be an integer"),
+    ({"ns_exponent": "0.75"}, "ns_exponent must be a finite number"),
+])
+def test_bad_hyperparameters_are_named(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        Word2Vec(**kwargs)
+
+
+@pytest.mark.parametrize("token", [3, None, b"bytes"])
+def test_non_string_tokens_are_an_error(token):
+    with pytest.raises(TypeError, match="tokens must be strings"):
+        Word2Vec([["a", "b", token, "c"]] * 3, min_count=1, window=1)
+
+
 def test_experiment_aggregates_seeds_as_mean_and_sample_std():
-    from experiments.word2vec import _cell, aggregate
+    from experiments.reports.word2vec import aggregate, cell
 
     runs = [{"analogy_acc": 0.2, "wordsim353_spearman": 0.5, "analogy_sections": ["a"]},
             {"analogy_acc": 0.4, "wordsim353_spearman": 0.7, "analogy_sections": ["b"]}]  # fmt: skip
@@ -312,6 +356,32 @@ def test_experiment_aggregates_seeds_as_mean_and_sample_std():
     assert m["analogy_acc"] == pytest.approx(0.3) and m["wordsim353_spearman"] == pytest.approx(0.6)
     assert m["std"]["analogy_acc"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
     assert m["analogy_sections"] == ["a"] and m["seeds"] == [1, 2] and len(m["per_seed"]) == 2
-    assert _cell(m, "analogy_acc", ".1%") == "30.0% ± 14.1%"
+    assert cell(m, "analogy_acc", ".1%") == "30.0% ± 14.1%"
     one = aggregate(runs[:1], [7])
-    assert one["std"]["analogy_acc"] == 0.0 and _cell(one, "analogy_acc", ".1%") == "20.0%"
+    assert one["std"]["analogy_acc"] == 0.0 and cell(one, "analogy_acc", ".1%") == "20.0%"
+
+
+def test_report_renders_the_committed_results():
+    """The committed table and its JSON agree (numbers rebuilt from the JSON render the table's
+    rows and the same JSON), and the speed section is the committed benchmark JSON's."""
+    import json
+
+    from experiments.common import RESULTS_DIR
+    from experiments.reports import word2vec as report
+
+    md = (RESULTS_DIR / "word2vec.md").read_text()
+    flat = json.loads((RESULTS_DIR / "word2vec.json").read_text())
+    names = report.json_names(["simlex999", "wordsim353"])
+    metrics = {}
+    for v, n_seeds in {"sghs": 3, "cbowhs": 3, "sgns": 5, "cbowns": 5}.items():  # see Reproduce
+        for key, sfx in ((v, f"_{v}"), (f"gensim_{v}", f"_{v}_gensim")):
+            metrics[key] = {src: flat[f"ptb_brown_{dst}{sfx}"] for src, dst in names.items()}
+            metrics[key]["std"] = {
+                src: flat[f"ptb_brown_{dst}_std{sfx}"] for src, dst in names.items()
+            }
+            metrics[key]["seeds"] = list(range(1, n_seeds + 1))
+    rows, again = report.results_table(metrics, "ptb_brown")
+    assert again == flat
+    assert "\n".join(rows) in md and len(rows) == 10
+    speed = report.speed_section()
+    assert len(speed) > 5 and "\n".join(speed) in md

@@ -51,7 +51,7 @@ def test_keep_probabilities_match_gensim_formula():
 
 def test_on_device_subsampling_frequency_matches_formula():
     """The step's keep decision: empirical keep rate per word within 5 standard errors."""
-    from embeddings_jax.models import word2vec_step as S
+    from embeddings_jax.models import word2vec as S
 
     counts = np.array([5000, 800, 300, 60, 20])
     keep = sampling.keep_probabilities(counts, 1e-2).astype(np.float32)

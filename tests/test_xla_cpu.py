@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from embeddings_jax.models.word2vec_step import make_mesh
-from embeddings_jax.ops.xla_cpu import cpu_compiler_options
+from embeddings_jax.ops.xla_cpu import barrier, cpu_compiler_options, fusion_barriers
+from embeddings_jax.train.sharding import make_mesh
 
 
 def _scan_of_small_reductions(x, y):
@@ -33,3 +33,16 @@ def test_options_only_for_cpu_meshes():
     assert opts is None or set(opts) == {"xla_cpu_experimental_ynn_fusion_type"}
     if jax.default_backend() != "cpu":
         assert cpu_compiler_options(make_mesh(jax.devices())) is None
+
+
+def test_barrier_only_inside_fusion_barriers():
+    def has_barrier():  # a fresh function each time: JAX caches the trace of a function
+        return "optimization_barrier" in str(jax.make_jaxpr(lambda x: barrier(x) * 2.0)(1.0))
+
+    assert not has_barrier()
+    with fusion_barriers(True):
+        assert has_barrier()
+        with fusion_barriers(False):
+            assert not has_barrier()
+        assert has_barrier() and barrier(1.5) == 1.5
+    assert not has_barrier()

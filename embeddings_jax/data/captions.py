@@ -9,6 +9,7 @@ Example::
     caps = load_flickr8k("test")
     caps.captions[:2], caps.image_ids[:2]   # 5,000 captions of 1,000 images
     caps.relevant()[0]                       # ids of the other captions of the same image
+    pair_sampler(caps.image_ids, 32, seed=0)(step)   # [32, 2] caption pairs for contrastive training
 """
 
 from __future__ import annotations
@@ -57,6 +58,32 @@ class Captions:
         """int64 ``[P, 2]``: every ordered pair (i, j), i != j, of captions of one image."""
         rel = self.relevant()
         return np.array([(i, j) for i, r in enumerate(rel) for j in r], dtype=np.int64)
+
+    def first_images(self, n: int) -> Captions:
+        """The captions of the split's first ``n`` images (a smaller evaluation set)."""
+        keep = self.image_ids < n
+        return Captions([c for c, k in zip(self.captions, keep) if k], self.image_ids[keep],
+                        self.images[:n])
+
+
+def pair_sampler(image_ids: np.ndarray, batch_size: int, seed: int):
+    """``pairs(step) -> int [batch_size, 2]``: two different captions of each of ``batch_size``
+    distinct images, for in-batch-negative training where a negative never shares the image.
+
+    Images are shuffled once per epoch (seeded by the epoch) and the two captions of an image are
+    drawn with a generator seeded by the step: a step's pairs never depend on what ran before.
+    """
+    groups = [np.flatnonzero(image_ids == g) for g in range(int(image_ids.max()) + 1)]
+    per_epoch = len(groups) // batch_size
+
+    def pairs(step: int) -> np.ndarray:
+        epoch, i = divmod(step, per_epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(len(groups))
+        rng = np.random.default_rng([seed, epoch, i, 1])
+        images = order[i * batch_size : (i + 1) * batch_size]
+        return np.array([rng.choice(groups[g], 2, replace=False) for g in images])
+
+    return pairs
 
 
 def _read_lines(path) -> list[str]:

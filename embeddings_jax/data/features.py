@@ -289,8 +289,9 @@ def one_hot(ids, n: int, dtype=np.float32):
 
 
 @struct.dataclass
-class OneHotEncoder:
-    """Categories -> one-hot rows [..., num_ids] (the unknown bucket is the last column)."""
+class _LabelRows:
+    """A `LabelEncoder` whose ids are written as fixed-width rows ``[..., width]``; a subclass
+    says how (``width``, ``_encode``, ``_decode``)."""
 
     labels: LabelEncoder
     dtype: Any = struct.field(pytree_node=False, default=np.float32)
@@ -299,20 +300,34 @@ class OneHotEncoder:
     def fit(cls, values, unknown: str = "bucket", min_count: int = 1, dtype=np.float32):
         return cls(LabelEncoder.fit(values, unknown, min_count), dtype)
 
+    def transform(self, values):
+        """str/int values [...] -> ``dtype`` [..., width]."""
+        return self._encode(self.labels.transform(values))
+
+    def inverse_transform(self, x, unknown_value=None):
+        """[..., width] rows -> categories [...]."""
+        xp = jnp if _uses_jax(x) else np
+        x = xp.asarray(x)
+        _check_columns(x, (self.width,), f"{type(self).__name__}.inverse_transform")
+        return self.labels.inverse_transform(self._decode(xp, x), unknown_value)
+
+
+@struct.dataclass
+class OneHotEncoder(_LabelRows):
+    """Categories -> one-hot rows [..., num_ids] (the unknown bucket is the last column);
+    ``inverse_transform`` decodes one-hot rows or scores (argmax)."""
+
     @property
     def num_columns(self) -> int:
         return self.labels.num_ids
 
-    def transform(self, values):
-        """str/int values [...] -> ``dtype`` [..., num_columns]."""
-        return one_hot(self.labels.transform(values), self.num_columns, self.dtype)
+    width = num_columns
 
-    def inverse_transform(self, x, unknown_value=None):
-        """[..., num_columns] one-hot rows (or scores: argmax decodes) -> categories [...]."""
-        xp = jnp if _uses_jax(x) else np
-        x = xp.asarray(x)
-        _check_columns(x, (self.num_columns,), "OneHotEncoder.inverse_transform")
-        return self.labels.inverse_transform(xp.argmax(x, axis=-1), unknown_value)
+    def _encode(self, ids):
+        return one_hot(ids, self.num_columns, self.dtype)
+
+    def _decode(self, xp, x):
+        return xp.argmax(x, axis=-1)
 
 
 def num_bits(num_ids: int) -> int:
@@ -346,34 +361,25 @@ def binary_decode(bits):
 
 
 @struct.dataclass
-class BinaryEncoder:
+class BinaryEncoder(_LabelRows):
     """Categories -> their id written in ``num_bits`` binary digits [..., num_bits].
 
     ``num_bits = ceil(log2(n + 1))`` with the unknown bucket (id n), ``max(1, ceil(log2 n))``
     with ``unknown="error"``: a compact alternative to one-hot for high-cardinality features.
+    In ``inverse_transform``, codes above the last id raise on host.
     """
-
-    labels: LabelEncoder
-    dtype: Any = struct.field(pytree_node=False, default=np.float32)
-
-    @classmethod
-    def fit(cls, values, unknown: str = "bucket", min_count: int = 1, dtype=np.float32):
-        return cls(LabelEncoder.fit(values, unknown, min_count), dtype)
 
     @property
     def num_bits(self) -> int:
         return num_bits(self.labels.num_ids)
 
-    def transform(self, values):
-        """str/int values [...] -> ``dtype`` [..., num_bits]."""
-        return binary_encode(self.labels.transform(values), self.num_bits, self.dtype)
+    width = num_bits
 
-    def inverse_transform(self, bits, unknown_value=None):
-        """[..., num_bits] digits -> categories [...]; codes above the last id raise on host."""
-        xp = jnp if _uses_jax(bits) else np
-        bits = xp.asarray(bits)
-        _check_columns(bits, (self.num_bits,), "BinaryEncoder.inverse_transform")
-        return self.labels.inverse_transform(binary_decode(bits), unknown_value)
+    def _encode(self, ids):
+        return binary_encode(ids, self.num_bits, self.dtype)
+
+    def _decode(self, xp, bits):
+        return binary_decode(bits)
 
 
 # ----------------------------------------------------------------------------- hashing

@@ -63,3 +63,16 @@ def load_mnist(split: str = "train", dataset: str = "mnist") -> tuple[np.ndarray
 
 def class_names(dataset: str) -> tuple[str, ...]:
     return FASHION_MNIST_CLASSES if dataset.removeprefix("tfds:") == "fashion_mnist" else MNIST_CLASSES
+
+
+def to_unit_vectors(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, H, W] -> float32 [N, H * W] grey levels in [0, 1]."""
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def binarize_fixed(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """One stochastic binarization (pixel on with probability = grey level), fixed by ``seed``.
+
+    The usual protocol for a binarized test set: drawn once, so every evaluation sees the same pixels.
+    """
+    return (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)

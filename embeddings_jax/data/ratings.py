@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import gzip
+import pathlib
 
 import numpy as np
 
@@ -44,8 +45,15 @@ SPLITS = ("u.data",) + tuple(
 )
 
 
+class _Rows:
+    """Parallel arrays of one length, the number of rows (``len``)."""
+
+    def __len__(self) -> int:
+        return len(getattr(self, dataclasses.fields(self)[0].name))
+
+
 @dataclasses.dataclass(frozen=True)
-class Ratings:
+class Ratings(_Rows):
     """Parallel arrays, one entry per rating: user, item (int32, 0-based), rating (float32),
     timestamp (int64 seconds)."""
 
@@ -54,16 +62,13 @@ class Ratings:
     rating: np.ndarray
     timestamp: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.user)
-
     def take(self, index: np.ndarray) -> Ratings:
         """The ratings at ``index`` (int positions or a bool mask)."""
         return Ratings(*(a[index] for a in dataclasses.astuple(self)))
 
 
 @dataclasses.dataclass(frozen=True)
-class Users:
+class Users(_Rows):
     """943 users, row ``u`` = user id ``u + 1``: age (int32), gender ("M"/"F"), occupation and
     zip code (str arrays; some zip codes are Canadian, e.g. "T8H1N")."""
 
@@ -72,21 +77,15 @@ class Users:
     occupation: np.ndarray
     zip_code: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.age)
-
 
 @dataclasses.dataclass(frozen=True)
-class Items:
+class Items(_Rows):
     """1682 movies, row ``i`` = item id ``i + 1``: title (str), release year (int32, -1 when
     unknown) and genre flags (bool ``[N, 19]``, columns in `GENRES` order)."""
 
     title: np.ndarray
     release_year: np.ndarray
     genres: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.title)
 
 
 def validate_ratings(
@@ -171,14 +170,20 @@ def load_fold(fold: int | str, *, dataset: str = DATASET) -> tuple[Ratings, Rati
     )
 
 
-def load_users(*, dataset: str = DATASET) -> Users:
-    """Demographics of the 943 users (row = 0-based user id)."""
-    path = registry.fetch(dataset, "u.user.gz")
+def _read_table(name: str, what: str, dataset: str) -> tuple[pathlib.Path, list[list[str]]]:
+    """(path, rows) of a '|'-separated table whose first column is the id 1..N, in order."""
+    path = registry.fetch(dataset, name)
     with gzip.open(path, "rt", encoding="latin-1") as f:
         rows = [line.rstrip("\n").split("|") for line in f if line.strip()]
     ids = np.array([int(r[0]) for r in rows])
     if not np.array_equal(ids, np.arange(1, len(rows) + 1)):
-        raise ValueError(f"{path}: user ids are not 1..{len(rows)} in order")
+        raise ValueError(f"{path}: {what} ids are not 1..{len(rows)} in order")
+    return path, rows
+
+
+def load_users(*, dataset: str = DATASET) -> Users:
+    """Demographics of the 943 users (row = 0-based user id)."""
+    _, rows = _read_table("u.user.gz", "user", dataset)
     return Users(
         age=np.array([int(r[1]) for r in rows], dtype=np.int32),
         gender=np.array([r[2] for r in rows]),
@@ -189,12 +194,7 @@ def load_users(*, dataset: str = DATASET) -> Users:
 
 def load_items(*, dataset: str = DATASET) -> Items:
     """Titles, release years and genre flags of the 1682 movies (row = 0-based item id)."""
-    path = registry.fetch(dataset, "u.item.gz")
-    with gzip.open(path, "rt", encoding="latin-1") as f:
-        rows = [line.rstrip("\n").split("|") for line in f if line.strip()]
-    ids = np.array([int(r[0]) for r in rows])
-    if not np.array_equal(ids, np.arange(1, len(rows) + 1)):
-        raise ValueError(f"{path}: item ids are not 1..{len(rows)} in order")
+    path, rows = _read_table("u.item.gz", "item", dataset)
     if any(len(r) != 5 + len(GENRES) for r in rows):
         raise ValueError(f"{path}: expected {5 + len(GENRES)} '|'-separated fields per line")
     years = [

@@ -8,7 +8,9 @@ against its sha256 before use. Offline, a missing file raises ``FileNotFoundErro
 exact path to put it at.
 
 Checksums of ``.gz`` files are taken over the *decompressed* bytes, so a file re-compressed by
-another gzip (or by this module after a download) still verifies.
+another gzip (or by this module after a download) still verifies. A download is verified before it
+is written, and written atomically (``train.atomic``): a bad or interrupted download never reaches
+its final path.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import io
 import os
 import pathlib
 import random
-import shutil
-import tempfile
 import urllib.request
 import zipfile
+
+from embeddings_jax.train.atomic import atomic_write
 
 ENV_VAR = "EMBEDDINGS_JAX_DATA"
 OFFLINE_ENV_VAR = "EMBEDDINGS_JAX_OFFLINE"
@@ -54,6 +56,8 @@ def _gh(repo_path: str) -> str:
 
 
 _MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+# The publisher's S3 *website* endpoint serves HTTP only (the sha256 check guards the content); its
+# HTTPS copies live on other hosts (github.com/zalandoresearch/fashion-mnist, data/fashion/).
 _FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 _IDX = [
     "train-images-idx3-ubyte.gz",
@@ -145,12 +149,12 @@ DATASETS: dict[str, Dataset] = {
             },
             {
                 "train.txt.gz": Source(
-                    "http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip",
+                    "https://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip",
                     "fra-eng/fra.txt",
                     "fra_eng_train_split",
                 ),
                 "_about.txt": Source(
-                    "http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip", "fra-eng/_about.txt"
+                    "https://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip", "fra-eng/_about.txt"
                 ),
             },
             "Tatoeba / manythings.org/anki",
@@ -352,17 +356,30 @@ def _download(d: Dataset, filename: str, path: pathlib.Path) -> None:
             f"{src.url} failed ({e}). {where}"
         ) from e
     if src.member is not None:
-        with zipfile.ZipFile(io.BytesIO(payload)) as z:
-            payload = z.read(src.member)
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as z:
+                payload = z.read(src.member)
+        except (zipfile.BadZipFile, KeyError) as e:
+            raise FileNotFoundError(
+                f"{src.url} did not give a zip archive holding {src.member} ({e}); nothing was saved. {where}"
+            ) from None
     if src.transform is not None:
         payload = _TRANSFORMS[src.transform](payload)
     if path.suffix == ".gz" and not payload.startswith(b"\x1f\x8b"):
         payload = gzip.compress(payload, compresslevel=9, mtime=0)
+    try:
+        got = hashlib.sha256(gzip.decompress(payload) if path.suffix == ".gz" else payload).hexdigest()
+    except (OSError, EOFError) as e:  # a corrupt gzip stream
+        got = f"unreadable ({e})"
+    if got != d.files[filename]:
+        raise OSError(
+            f"the download of {d.name}/{filename} from {src.url} does not match its checksum "
+            f"(sha256 of its content {got}, expected {d.files[filename]}); nothing was saved. The "
+            f"download was corrupted or the source changed: try again later. {where}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Atomic: a download interrupted half-way never leaves a partial file under the real name.
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-        tmp.write(payload)
-    shutil.move(tmp.name, path)
+    with atomic_write(path, "wb") as f:
+        f.write(payload)
 
 
 def _fra_eng_train_split(raw: bytes) -> bytes:

@@ -18,69 +18,80 @@ import pathlib
 
 import numpy as np
 
+
+def _word_tuples(block: str) -> list[tuple[str, ...]]:
+    """``[("japan", "tokyo", ...), ...]`` from comma-separated groups of space-separated words."""
+    return [tuple(group.split()) for group in block.split(",")]
+
+
 # country, capital, currency, language
-COUNTRIES = [
-    ("japan", "tokyo", "yen", "japanese"), ("china", "beijing", "yuan", "chinese"),
-    ("india", "delhi", "rupee", "hindi"), ("russia", "moscow", "ruble", "russian"),
-    ("brazil", "brasilia", "real", "portuguese"), ("korea", "seoul", "won", "korean"),
-    ("france", "paris", "franc", "french"), ("germany", "berlin", "mark", "german"),
-    ("italy", "rome", "lira", "italian"), ("spain", "madrid", "peseta", "spanish"),
-    ("greece", "athens", "drachma", "greek"), ("poland", "warsaw", "zloty", "polish"),
-    ("sweden", "stockholm", "krona", "swedish"), ("denmark", "copenhagen", "krone", "danish"),
-    ("hungary", "budapest", "forint", "hungarian"), ("thailand", "bangkok", "baht", "thai"),
-    ("vietnam", "hanoi", "dong", "vietnamese"), ("israel", "jerusalem", "shekel", "hebrew"),
-    ("iran", "tehran", "rial", "persian"), ("ukraine", "kiev", "hryvnia", "ukrainian"),
-    ("romania", "bucharest", "leu", "romanian"), ("bulgaria", "sofia", "lev", "bulgarian"),
-    ("norway", "oslo", "kroner", "norwegian"), ("finland", "helsinki", "markka", "finnish"),
-]  # fmt: skip
-GENDER_PAIRS = [
-    ("king", "queen"), ("prince", "princess"), ("boy", "girl"), ("father", "mother"),
-    ("son", "daughter"), ("brother", "sister"), ("uncle", "aunt"), ("husband", "wife"),
-    ("nephew", "niece"), ("grandfather", "grandmother"), ("actor", "actress"),
-    ("waiter", "waitress"), ("hero", "heroine"), ("lord", "lady"), ("monk", "nun"),
-    ("groom", "bride"),
-]  # fmt: skip
+COUNTRIES = _word_tuples("""
+japan tokyo yen japanese, china beijing yuan chinese, india delhi rupee hindi,
+russia moscow ruble russian, brazil brasilia real portuguese, korea seoul won korean,
+france paris franc french, germany berlin mark german, italy rome lira italian,
+spain madrid peseta spanish, greece athens drachma greek, poland warsaw zloty polish,
+sweden stockholm krona swedish, denmark copenhagen krone danish, hungary budapest forint hungarian,
+thailand bangkok baht thai, vietnam hanoi dong vietnamese, israel jerusalem shekel hebrew,
+iran tehran rial persian, ukraine kiev hryvnia ukrainian, romania bucharest leu romanian,
+bulgaria sofia lev bulgarian, norway oslo kroner norwegian, finland helsinki markka finnish
+""")
+GENDER_PAIRS = _word_tuples("""
+king queen, prince princess, boy girl, father mother, son daughter, brother sister, uncle aunt,
+husband wife, nephew niece, grandfather grandmother, actor actress, waiter waitress, hero heroine,
+lord lady, monk nun, groom bride
+""")
 NOUNS = ["apple", "car", "dog", "house", "tree", "river", "book", "bird", "horse", "ship",
          "stone", "cloud", "flower", "chair", "door", "road"]  # fmt: skip
-VERBS = [
-    ("go", "went"), ("eat", "ate"), ("see", "saw"), ("run", "ran"), ("swim", "swam"),
-    ("write", "wrote"), ("sing", "sang"), ("drink", "drank"), ("take", "took"), ("give", "gave"),
-    ("ride", "rode"), ("fly", "flew"), ("grow", "grew"), ("drive", "drove"), ("know", "knew"),
-    ("buy", "bought"),
-]  # fmt: skip
+VERBS = _word_tuples("""
+go went, eat ate, see saw, run ran, swim swam, write wrote, sing sang, drink drank, take took,
+give gave, ride rode, fly flew, grow grew, drive drove, know knew, buy bought
+""")
+
+
+def _phrase_table(block: str) -> dict[str, list[str]]:
+    """``{key: [phrases]}`` from lines ``key: phrase | phrase ...``; an indented line continues
+    the key above it."""
+    table: dict[str, list[str]] = {}
+    for line in block.strip("\n").splitlines():
+        if not line.startswith(" "):
+            key, _, line = line.partition(":")
+            table[key] = []
+        table[key] += [p.strip() for p in line.split("|") if p.strip()]
+    return table
+
 
 # Role phrases: "{}" is the word, "{t}" an entity word.
-_ROLES = {
-    "country": ["the nation of {} is near {t}", "{} is a country with {t}", "travel to {} to see {t}",
-                "the people of {} love {t}", "the border of {} runs past {t}"],
-    "capital": ["the city of {} has {t}", "{} is the capital near {t}", "the mayor of {} visited {t}",
-                "streets of {} lead to {t}", "downtown {} has a {t}"],
-    "currency": ["they pay in {} for {t}", "the {} exchange rate fell at {t}", "coins of {} buy {t}",
-                 "prices in {} rose for {t}", "the bank prints {} near {t}"],
-    "language": ["they speak {} at {t}", "the {} language names the {t}", "a {} dialect from {t}",
-                 "words in {} describe {t}", "she translated {} poems about {t}"],
-    "male": ["he is the {} of {t}", "the {} said his {t}", "his {} was a man of {t}",
-             "the old {} and his {t}", "him and the {} at {t}"],
-    "female": ["she is the {} of {t}", "the {} said her {t}", "her {} was a woman of {t}",
-               "the old {} and her {t}", "her and the {} at {t}"],
-    "singular": ["one {} near the {t}", "a single {} by the {t}", "this {} is {t}",
-                 "that lonely {} has one {t}", "an old {} and a {t}"],
-    "plural": ["many {} near the {t}", "two {} by the {t}", "these {} are {t}",
-               "several {} have some {t}", "all the {} and the {t}"],
-    "present": ["today i {} to the {t}", "they {} every day with {t}", "we will {} near {t}",
-                "now you {} the {t}", "i often {} by the {t}"],
-    "past": ["yesterday i {} to the {t}", "they {} last year with {t}", "we {} before near {t}",
-             "long ago you {} the {t}", "i once {} by the {t}"],
-}  # fmt: skip
+_ROLES = _phrase_table("""
+country: the nation of {} is near {t} | {} is a country with {t} | travel to {} to see {t}
+    | the people of {} love {t} | the border of {} runs past {t}
+capital: the city of {} has {t} | {} is the capital near {t} | the mayor of {} visited {t}
+    | streets of {} lead to {t} | downtown {} has a {t}
+currency: they pay in {} for {t} | the {} exchange rate fell at {t} | coins of {} buy {t}
+    | prices in {} rose for {t} | the bank prints {} near {t}
+language: they speak {} at {t} | the {} language names the {t} | a {} dialect from {t}
+    | words in {} describe {t} | she translated {} poems about {t}
+male: he is the {} of {t} | the {} said his {t} | his {} was a man of {t} | the old {} and his {t}
+    | him and the {} at {t}
+female: she is the {} of {t} | the {} said her {t} | her {} was a woman of {t}
+    | the old {} and her {t} | her and the {} at {t}
+singular: one {} near the {t} | a single {} by the {t} | this {} is {t}
+    | that lonely {} has one {t} | an old {} and a {t}
+plural: many {} near the {t} | two {} by the {t} | these {} are {t} | several {} have some {t}
+    | all the {} and the {t}
+present: today i {} to the {t} | they {} every day with {t} | we will {} near {t}
+    | now you {} the {t} | i often {} by the {t}
+past: yesterday i {} to the {t} | they {} last year with {t} | we {} before near {t}
+    | long ago you {} the {t} | i once {} by the {t}
+""")
 # Sentences that tie members of one entity together.
-_LINKS = {
-    "country": ["{capital} is the capital of {country}", "in {country} they speak {language}",
-                "{country} uses the {currency}", "{language} is spoken in {capital}",
-                "the {currency} is the money of {country}"],
-    "gender": ["the {male} and the {female} of {t}", "the {female} met the {male}"],
-    "number": ["one {singular} or many {plural}", "the {plural} and the {singular}"],
-    "tense": ["i {present} now but i {past} then", "they {past} and will {present}"],
-}  # fmt: skip
+_LINKS = _phrase_table("""
+country: {capital} is the capital of {country} | in {country} they speak {language}
+    | {country} uses the {currency} | {language} is spoken in {capital}
+    | the {currency} is the money of {country}
+gender: the {male} and the {female} of {t} | the {female} met the {male}
+number: one {singular} or many {plural} | the {plural} and the {singular}
+tense: i {present} now but i {past} then | they {past} and will {present}
+""")
 
 _SYLLABLES = ["ka", "lo", "mi", "ta", "ru", "ne", "so", "vi", "da", "pe", "zu", "ri", "mo", "ga",
               "te", "bu", "li", "ho", "fa", "ki", "nu", "sa", "do", "we"]  # fmt: skip

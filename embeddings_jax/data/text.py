@@ -5,6 +5,8 @@
   stripped from every ``word/tag`` token, one sentence per line.
 * ``read_sentences(path)``: any whitespace-tokenised text file (optionally ``.gz``), one sentence
   per line; a single huge line (text8) is cut into ``max_sentence_length``-word pieces.
+* ``LineSentence(path)``: gensim's streaming corpus of such a file, re-iterable, strict UTF-8 (a
+  byte sequence that is not UTF-8 is an error naming the line, never a silent replacement).
 * ``analogy_path()``: the Google ``questions-words.txt`` analogy file.
 
 Files come from :mod:`embeddings_jax.data.registry` (datasets ``ptb``, ``brown``, ``eval``).
@@ -49,6 +51,41 @@ def iter_sentences(
             toks = (line.lower() if lower else line).split()
             for i in range(0, len(toks), max_sentence_length):
                 yield toks[i : i + max_sentence_length]
+
+
+class LineSentence:
+    """Sentences of a whitespace-tokenised text file (or ``.gz``), one per line, read afresh on
+    every iteration (gensim's ``LineSentence``: the corpus is never held in memory as strings).
+
+    Lines longer than ``max_sentence_length`` tokens are cut; ``limit`` reads only that many lines.
+    """
+
+    def __init__(self, source: str | os.PathLike, max_sentence_length: int = MAX_SENTENCE_LENGTH,
+                 limit: int | None = None):
+        self.source = pathlib.Path(source)
+        if not self.source.is_file():
+            raise FileNotFoundError(f"corpus file {self.source} does not exist (or is not a file)")
+        if not os.access(self.source, os.R_OK):
+            raise PermissionError(f"corpus file {self.source} is not readable")
+        if max_sentence_length < 1:
+            raise ValueError(f"max_sentence_length must be >= 1, got {max_sentence_length}")
+        self.max_sentence_length, self.limit = int(max_sentence_length), limit
+
+    def __iter__(self) -> Iterator[list[str]]:
+        opener = gzip.open if self.source.suffix == ".gz" else open
+        with opener(self.source, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                if self.limit is not None and number > self.limit:
+                    return
+                try:
+                    toks = raw.decode("utf-8").split()
+                except UnicodeDecodeError as e:
+                    raise ValueError(
+                        f"{self.source}: line {number} is not valid UTF-8 (byte {e.start}: "
+                        f"{raw[e.start:e.start + 4]!r}); convert the file to UTF-8 first (e.g. iconv)"
+                    ) from None
+                for i in range(0, len(toks), self.max_sentence_length):
+                    yield toks[i : i + self.max_sentence_length]
 
 
 def read_sentences(

@@ -24,11 +24,13 @@ class Corpus:
       sentence_ids: ``[N] int32`` index of the sentence each token belongs to.
       raw_words: number of tokens before out-of-vocabulary words were dropped (what gensim's
         words/second counts).
+      num_sentences: sentences read (gensim's ``corpus_count``).
     """
 
     ids: np.ndarray
     sentence_ids: np.ndarray
     raw_words: int
+    num_sentences: int = 0
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -58,13 +60,13 @@ class Vocab:
         index = self.index
         ids: list[int] = []
         sids: list[int] = []
-        raw = 0
-        for s, sentence in enumerate(sentences):
+        raw, n = 0, 0
+        for n, sentence in enumerate(sentences, 1):
             raw += len(sentence)
             enc = [index[w] for w in sentence if w in index]
             ids.extend(enc)
-            sids.extend([s] * len(enc))
-        return Corpus(np.asarray(ids, np.int32), np.asarray(sids, np.int32), raw)
+            sids.extend([n - 1] * len(enc))
+        return Corpus(np.asarray(ids, np.int32), np.asarray(sids, np.int32), raw, n)
 
 
 def count_words(
@@ -87,6 +89,11 @@ def count_words(
             )
         raw += len(sentence)
         for w in sentence:
+            if not isinstance(w, str):
+                raise TypeError(
+                    f"sentence {n} holds a token of type {type(w).__name__} ({w!r}); tokens must be "
+                    "strings (convert them, e.g. [str(t) for t in sentence])"
+                )
             counts[w] = counts.get(w, 0) + 1
         if max_vocab_size and len(counts) > max_vocab_size:
             counts = {w: c for w, c in counts.items() if c > min_reduce}
@@ -94,19 +101,33 @@ def count_words(
     return counts, raw, n
 
 
+# Answers of a gensim ``trim_rule(word, count, min_count)`` (``gensim.utils.RULE_*``).
+RULE_DEFAULT, RULE_DISCARD, RULE_KEEP = 0, 1, 2
+
+
 def build_vocab(
     sentences: Iterable[list[str]],
     min_count: int = 5,
     max_vocab_size: int | None = None,
     max_final_vocab: int | None = None,
+    *,
+    trim_rule=None,
+    sorted_vocab: bool = True,
+    null_word: bool = False,
 ) -> Vocab:
     """Vocabulary of a corpus with gensim's ``min_count``/``max_vocab_size``/``max_final_vocab``.
+
+    ``trim_rule(word, count, min_count)`` may keep (``RULE_KEEP``) or discard (``RULE_DISCARD``) a
+    word whatever its count; ``RULE_DEFAULT`` applies ``min_count``. ``sorted_vocab=False`` keeps
+    first-seen order; ``null_word`` appends gensim's ``"\\0"`` word (count 1).
 
     Raises:
       ValueError: empty corpus, or no word reaches ``min_count``.
     """
     if min_count < 1:
         raise ValueError(f"min_count must be >= 1, got {min_count}")
+    if trim_rule is not None and not callable(trim_rule):
+        raise ValueError(f"trim_rule must be a function (word, count, min_count) -> 0/1/2, got {trim_rule!r}")
     counts, raw, n = count_words(sentences, max_vocab_size)
     if raw == 0:
         raise ValueError("the corpus is empty: it has no tokens to build a vocabulary from")
@@ -114,7 +135,17 @@ def build_vocab(
     if max_final_vocab is not None and len(ordered) > max_final_vocab:
         # gensim: raise min_count just above the count of the first word that does not fit.
         min_count = max(min_count, ordered[max_final_vocab][1] + 1)
-    kept = [(w, c) for w, c in ordered if c >= min_count]
+
+    def keep(word: str, count: int) -> bool:
+        rule = RULE_DEFAULT if trim_rule is None else trim_rule(word, count, min_count)
+        if rule not in (RULE_DEFAULT, RULE_DISCARD, RULE_KEEP):
+            raise ValueError(f"trim_rule returned {rule!r} for {word!r}; it must return 0 (default), "
+                             "1 (discard) or 2 (keep)")
+        return rule == RULE_KEEP or (rule == RULE_DEFAULT and count >= min_count)
+
+    kept = [(w, c) for w, c in (ordered if sorted_vocab else counts.items()) if keep(w, c)]
+    if null_word:
+        kept.append(("\0", 1))
     if not kept:
         raise ValueError(
             f"min_count={min_count} removed every word (the most frequent word occurs "

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from embeddings_jax.ops.similarity import l2_normalize
+
 
 @dataclasses.dataclass
 class AnalogyResult:
@@ -134,7 +136,7 @@ def _predict(normed, abc, folded_id):
     """Canonical index of ``argmax_x cos(x, b - a + c)`` over ``x`` not folding to a, b or c."""
     a, b, c = normed[abc[:, 0]], normed[abc[:, 1]], normed[abc[:, 2]]
     q = b - a + c
-    q = q / jnp.maximum(jnp.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    q = l2_normalize(q)
     scores = q @ normed.T  # [Q, V]
     fid = folded_id[None, :]
     banned = (fid == abc[:, 0:1]) | (fid == abc[:, 1:2]) | (fid == abc[:, 2:3])

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from embeddings_jax.models.autoencoder import bernoulli_log_likelihood, gaussian_log_density
+from embeddings_jax.ops.densities import bernoulli_log_likelihood, gaussian_log_density
 
 
 def iwae_log_likelihood(

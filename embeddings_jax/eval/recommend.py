@@ -1,8 +1,8 @@
 """Top-k recommendation with already-seen items removed: brute force, through a vector index,
-and the popularity and random baselines. Output feeds `embeddings_jax.eval.retrieval`.
+and the popularity and random baselines; scored by `topk_metrics` (`embeddings_jax.eval.retrieval`).
 
-``seen`` is a sequence (one per user) of item-id arrays to exclude, e.g. the training items.
-Ties are broken by the lower item id, so rankings are deterministic.
+``seen`` is a sequence (one per user) of item-id arrays to exclude, e.g. the training items
+(`seen_lists`). Ties are broken by the lower item id, so rankings are deterministic.
 """
 
 from __future__ import annotations
@@ -10,6 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from embeddings_jax.data.ratings import Ratings
+from embeddings_jax.eval.retrieval import ranking_metrics, relevant_from_pairs
+
+
+def seen_lists(ratings: Ratings, num_users: int) -> list[np.ndarray]:
+    """The sorted distinct items of each user ``0..num_users-1`` in ``ratings``."""
+    return relevant_from_pairs(ratings.user, ratings.item, num_users)
 
 
 def _seen_mask(seen: Sequence[np.ndarray], num_users: int, num_items: int) -> np.ndarray:
@@ -60,6 +68,32 @@ def index_top_k_unseen(index, queries: np.ndarray, seen: Sequence[np.ndarray], k
     return out
 
 
+def serve_top_k_unseen(index, items: np.ndarray, users: np.ndarray, seen: Sequence[np.ndarray],
+                       k: int) -> np.ndarray:
+    """Trains (where it needs training) and fills an empty index with the item embeddings, then
+    serves every user's top-k unseen items through it (`index_top_k_unseen`)."""
+    index.train(items)
+    index.add(items)
+    return index_top_k_unseen(index, users, seen, k)
+
+
+def agreement(served: np.ndarray, ranked: np.ndarray) -> dict[str, float]:
+    """How well top-k lists ``served [U, k]`` (e.g. from an approximate index) reproduce
+    ``ranked [U, k]`` (brute force): same lists, same sets, and recall@k of ``ranked``."""
+    k = ranked.shape[1]
+    return {
+        "same_list_fraction": float(np.mean(np.all(served == ranked, axis=1))),
+        "same_set_fraction": float(np.mean([set(a) == set(b) for a, b in zip(served, ranked)])),
+        "recall": float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(served, ranked)])),
+    }
+
+
+def log_popularity(train_items: np.ndarray, num_items: int) -> np.ndarray:
+    """``log p(item)`` float64 ``[num_items]``, p = training frequency (unseen items count once)."""
+    counts = np.bincount(np.asarray(train_items, np.int64), minlength=num_items).astype(np.float64)
+    return np.log(np.maximum(counts, 1) / counts.sum())
+
+
 def popularity_top_k(train_items: np.ndarray, num_items: int, seen: Sequence[np.ndarray],
                      k: int) -> np.ndarray:
     """Most-interacted training items not yet seen, the same list order for every user."""
@@ -71,3 +105,21 @@ def random_top_k(num_items: int, seen: Sequence[np.ndarray], k: int, seed: int =
     """``k`` unseen items drawn uniformly without replacement per user (seeded)."""
     scores = np.random.default_rng(seed).random((len(seen), num_items))
     return top_k_unseen(scores, seen, k)
+
+
+def topk_metrics(ranked: np.ndarray, test: Ratings, users: np.ndarray | None = None,
+                 k: int = 10) -> dict[str, float]:
+    """Microsoft Recommenders' metrics at ``k`` of ``ranked [U, >=k]`` (row = user id) against the
+    test items of each user, over the users of ``test`` (optionally only ``users``).
+
+    Returns precision, recall, ndcg, map (AP / min(#relevant, k)) and map_all (AP / #relevant:
+    Recommenders' ``map``, its older ``map_at_k``).
+    """
+    relevant = relevant_from_pairs(test.user, test.item, len(ranked))
+    if users is not None:
+        ranked, relevant = ranked[users], [relevant[u] for u in users]
+    m = ranking_metrics(ranked, relevant, ks=(k,), metrics=("precision", "recall", "ndcg", "map"))
+    out = {name.split("@")[0]: v for name, v in m.items()}
+    out["map_all"] = ranking_metrics(ranked, relevant, ks=(k,), metrics=("map",),
+                                     map_denominator="all")[f"map@{k}"]
+    return out

@@ -179,34 +179,28 @@ def ranking_metrics(
     return out
 
 
-def precision_at_k(ranked, relevant, k: int, **kw) -> float:
-    """Mean precision@k (see module docstring); keyword arguments as in `ranking_metrics`."""
-    return ranking_metrics(ranked, relevant, (k,), metrics=("precision",), **kw)[f"precision@{k}"]
+def _metric_at_k(name: str, doc: str):
+    """``<name>_at_k(ranked, relevant, k, **kw) -> float``: one metric of `ranking_metrics` at one k."""
+
+    def metric_at_k(ranked, relevant, k: int, **kw) -> float:
+        return ranking_metrics(ranked, relevant, (k,), metrics=(name,), **kw)[f"{name}@{k}"]
+
+    metric_at_k.__name__ = metric_at_k.__qualname__ = f"{name}_at_k"
+    metric_at_k.__doc__ = doc
+    return metric_at_k
 
 
-def recall_at_k(ranked, relevant, k: int, **kw) -> float:
-    """Mean recall@k = hits in the top k / number of relevant ids."""
-    return ranking_metrics(ranked, relevant, (k,), metrics=("recall",), **kw)[f"recall@{k}"]
-
-
-def ndcg_at_k(ranked, relevant, k: int, **kw) -> float:
-    """Mean binary nDCG@k with log2 discount and ideal DCG over ``min(k, R_q)`` hits."""
-    return ranking_metrics(ranked, relevant, (k,), metrics=("ndcg",), **kw)[f"ndcg@{k}"]
-
-
-def map_at_k(ranked, relevant, k: int, **kw) -> float:
-    """Mean average precision at k (``map_denominator`` = "min" or "all")."""
-    return ranking_metrics(ranked, relevant, (k,), metrics=("map",), **kw)[f"map@{k}"]
-
-
-def hit_rate_at_k(ranked, relevant, k: int, **kw) -> float:
-    """Fraction of queries with at least one relevant id in the top k."""
-    return ranking_metrics(ranked, relevant, (k,), metrics=("hit_rate",), **kw)[f"hit_rate@{k}"]
-
-
-def mrr_at_k(ranked, relevant, k: int, **kw) -> float:
-    """Mean reciprocal rank of the first relevant id within the top k (0 when none)."""
-    return ranking_metrics(ranked, relevant, (k,), metrics=("mrr",), **kw)[f"mrr@{k}"]
+precision_at_k = _metric_at_k("precision", "Mean precision@k (see module docstring); keyword "
+                              "arguments as in `ranking_metrics`.")
+recall_at_k = _metric_at_k("recall", "Mean recall@k = hits in the top k / number of relevant ids.")
+ndcg_at_k = _metric_at_k("ndcg", "Mean binary nDCG@k with log2 discount and ideal DCG over "
+                         "``min(k, R_q)`` hits.")
+map_at_k = _metric_at_k("map", "Mean average precision at k (``map_denominator`` = \"min\" or "
+                        "\"all\").")
+hit_rate_at_k = _metric_at_k("hit_rate", "Fraction of queries with at least one relevant id in "
+                             "the top k.")
+mrr_at_k = _metric_at_k("mrr", "Mean reciprocal rank of the first relevant id within the top k "
+                        "(0 when none).")
 
 
 def relevant_from_pairs(

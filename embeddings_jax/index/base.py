@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import json
 import pathlib
+import struct
+import tokenize
+import zipfile
+import zlib
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from embeddings_jax.ops import similarity
 from embeddings_jax.ops.similarity import METRICS
+from embeddings_jax.train.atomic import atomic_write
+
+# Squared norms above this overflow float32 scores (an l2 distance is at most 4x the larger one).
+MAX_SQUARED_NORM = float(np.finfo(np.float32).max) / 16
 
 
 def check_metric(metric: str) -> str:
@@ -33,19 +42,57 @@ def as_matrix(x, dim: int, what: str = "vectors") -> np.ndarray:
         raise ValueError(f"{what} must be a [n, {dim}] matrix, got shape {x.shape}")
     if x.shape[1] != dim:
         raise ValueError(f"dimension mismatch: {what} have dimension {x.shape[1]} but the index has dimension {dim}")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError(f"{what} are complex ({x.dtype}); indexes hold real vectors: pass x.real, or "
+                         "stack the real and imaginary parts as separate dimensions")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise ValueError(f"{what} must be numeric, got dtype {x.dtype}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x).all(axis=1)).sum())
         raise ValueError(f"{what} contain NaN or infinite values ({bad} rows); clean or drop them first")
+    check_range(x, what)
     return x
 
 
+def check_range(x: np.ndarray, what: str) -> None:
+    """Rejects rows whose squared norm would overflow float32 scores (exact check only where the
+    cheap bound ``dim * max|x|^2`` fails)."""
+    if not x.size:
+        return
+    peak = max(float(x.max()), -float(x.min()))
+    if x.shape[1] * peak * peak <= MAX_SQUARED_NORM:
+        return
+    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    if (sq > MAX_SQUARED_NORM).any():
+        raise ValueError(
+            f"{what} are too large for float32 scores ({int((sq > MAX_SQUARED_NORM).sum())} rows with squared "
+            f"norm above {MAX_SQUARED_NORM:.1e}, largest {sq.max():.1e}); scale them down (e.g. normalise) first")
+
+
+def training_matrix(x, dim: int) -> np.ndarray:
+    """``as_matrix`` for ``train``: at least one vector."""
+    x = as_matrix(x, dim, "training vectors")
+    if not len(x):
+        raise ValueError("training needs at least one vector, got an empty [0, dim] array")
+    return x
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_subquantizers(m, dim: int) -> int:
+    """``m`` product-quantizer subspaces: a positive integer dividing ``dim``."""
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m <= 0 or dim % m:
+        raise ValueError(f"m={m!r} subquantizers must divide the dimension {dim}")
+    return int(m)
+
+
 def check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(k)
+    return check_positive_int(k, "k")
 
 
 def pad_results(scores: np.ndarray, positions: np.ndarray, k: int):
@@ -56,12 +103,6 @@ def pad_results(scores: np.ndarray, positions: np.ndarray, k: int):
         return scores, positions
     return (np.pad(scores, ((0, 0), (0, extra)), constant_values=-np.inf),
             np.pad(positions, ((0, 0), (0, extra)), constant_values=-1))
-
-
-def normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 class Index:
@@ -76,12 +117,30 @@ class Index:
         self.dim = int(dim)
         self.metric = check_metric(metric)
         self.mesh = mesh
-        self.block_size = int(block_size)
-        self.query_batch = int(query_batch)
+        self.block_size = check_positive_int(block_size, "block_size")
+        self.query_batch = check_positive_int(query_batch, "query_batch")
         # approximate top-k only where the backend accelerates it (TPU); elsewhere exact top-k is faster
         self.approx = jax.default_backend() == "tpu" if approx is None else bool(approx)
         self._ids = np.zeros((0,), np.int64)
         self._trained = not self.requires_training
+
+    # ---------------------------------------------------------------- metric
+    @property
+    def kernel_metric(self) -> str:
+        """The metric the search kernels compute: cosine is inner product on unit rows."""
+        return "l2" if self.metric == "l2" else "ip"
+
+    def _unit_if_cosine(self, x: np.ndarray) -> np.ndarray:
+        """Rows scaled to unit length for ``metric="cosine"`` (stored and queried that way); zero rows
+        stay zero."""
+        if self.metric != "cosine":
+            return x
+        small = np.linalg.norm(x, axis=1) < 1e-12
+        if small.any():  # below l2_normalize's eps: first scale the row by its largest entry
+            x, rows = x.copy(), x[small]
+            peak = np.abs(rows).max(axis=1, keepdims=True)
+            x[small] = np.divide(rows, peak, out=np.zeros_like(rows), where=peak > 0)
+        return similarity.l2_normalize(x)
 
     # ---------------------------------------------------------------- FAISS-like surface
     @property
@@ -112,7 +171,15 @@ class Index:
             raise ValueError(f"ids must be {n} integers (one per vector), got shape {ids.shape} dtype {ids.dtype}")
         if (ids < 0).any():
             raise ValueError("ids must be non-negative (-1 marks missing results)")
+        if n and ids.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"ids must fit in int64, got {ids.max()}")
         return ids.astype(np.int64)
+
+    def _prepare_add(self, x, ids):
+        """Validated vectors to store (unit rows for cosine) and their ids: ``([n, dim], [n])``."""
+        x = as_matrix(x, self.dim)
+        self._check_trained("add")
+        return self._unit_if_cosine(x), self._new_ids(len(x), ids)
 
     def _prepare_search(self, q, k):
         k = check_k(k)
@@ -135,8 +202,14 @@ class Index:
         return scores, ids
 
     def remove_ids(self, ids) -> int:
-        """Removes the vectors with these ids; returns how many were removed."""
-        ids = np.asarray(ids, np.int64).reshape(-1)
+        """Removes the vectors with these integer ids (unknown ids are ignored); returns how many were removed."""
+        ids = np.asarray(ids)
+        if ids.size == 0:
+            return 0
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"ids to remove must be integers (the ids given to add), got dtype {ids.dtype}: "
+                             f"{ids.reshape(-1)[:5].tolist()}")
+        ids = ids.astype(np.int64).reshape(-1)
         keep = ~np.isin(self._ids, ids)
         removed = int((~keep).sum())
         if removed:
@@ -155,37 +228,123 @@ class Index:
     def _arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def _array_specs(self, n: int) -> dict[str, tuple[type, tuple[int, ...]]]:
+        """``name -> (dtype, shape)`` of the arrays ``_arrays`` returns for ``n`` vectors in this state
+        (``_trained`` set); ``load`` accepts a file only if it holds exactly these."""
+        raise NotImplementedError
+
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
     def save(self, path) -> pathlib.Path:
-        """Writes the index to one ``.npz`` file (class, config, trained state, vectors, ids)."""
+        """Writes the index to one ``.npz`` file (class, config, trained state, vectors, ids), atomically:
+        an interrupted save leaves the previous file. Returns the path (``.npz`` appended if missing)."""
         path = pathlib.Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
         meta = {"class": type(self).__name__, "config": self._config(), "trained": self._trained}
-        np.savez(path, __meta__=np.array(json.dumps(meta)), ids=self._ids, **self._arrays())
-        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+        with atomic_write(path, "wb") as f:
+            np.savez(f, __meta__=np.array(json.dumps(meta)), ids=self._ids, **self._arrays())
+        return path
 
     @classmethod
     def load(cls, path, mesh: Mesh | None = None) -> Index:
-        """Reads an index written by ``save``; ``cls`` may be ``Index`` (any class) or the saved class."""
-        from embeddings_jax import index as index_pkg
+        """Reads an index written by ``save``; ``cls`` may be ``Index`` (any class) or the saved class.
 
+        The file is checked before use: a known index class, its constructor's config, and arrays of
+        the expected names, shapes and dtypes with finite values. Anything else raises ``ValueError``.
+        """
         path = pathlib.Path(path)
         if not path.exists() and path.with_name(path.name + ".npz").exists():
             path = path.with_name(path.name + ".npz")
         if not path.exists():
             raise FileNotFoundError(f"no saved index at {path}")
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["__meta__"]))
-            arrays = {key: data[key] for key in data.files if key != "__meta__"}
-        klass = getattr(index_pkg, meta["class"], None)
-        if klass is None or not (cls is Index or issubclass(klass, cls)):
-            raise ValueError(f"{path} holds a {meta['class']}, not a {cls.__name__}")
-        index = klass(**meta["config"], mesh=mesh)
-        index._trained = meta["trained"]
-        index._ids = arrays.pop("ids")
-        index._restore(arrays)
+        meta, arrays = _read_npz(path)
+
+        def bad(problem: str) -> ValueError:
+            return ValueError(f"{path} is not a valid saved index: {problem}. The file is corrupt, truncated or "
+                              "not written by Index.save; save the index again")
+
+        if not isinstance(meta, dict) or set(meta) != {"class", "config", "trained"}:
+            raise bad("its metadata must hold exactly 'class', 'config' and 'trained'")
+        classes = index_classes()
+        klass = classes.get(meta["class"]) if isinstance(meta["class"], str) else None
+        if klass is None:
+            raise bad(f"unknown index class {meta['class']!r} (known: {sorted(classes)})")
+        if not (cls is Index or issubclass(klass, cls)):
+            raise ValueError(f"{path} holds a {klass.__name__}, not a {cls.__name__}; "
+                             f"load it with Index.load or {klass.__name__}.load")
+        config, trained = meta["config"], meta["trained"]
+        if not isinstance(config, dict) or not isinstance(trained, bool):
+            raise bad("'config' must be an object and 'trained' a boolean")
+        try:
+            index = klass(**config, mesh=mesh)
+        except (TypeError, ValueError) as e:
+            raise bad(f"its config does not build a {klass.__name__} ({e})") from None
+        if index._config() != config:
+            raise bad(f"its config {config} is not a {klass.__name__} config (expected keys "
+                      f"{sorted(index._config())}, values as the constructor stores them)")
+        if not index.requires_training and not trained:
+            raise bad(f"a {klass.__name__} of this config needs no training but is marked untrained")
+        ids = arrays.pop("ids", None)
+        if ids is None or ids.ndim != 1 or ids.dtype.kind != "i":
+            raise bad("'ids' must be a 1-D integer array")
+        if len(ids) and not trained:
+            raise bad("an untrained index cannot hold vectors")
+        if len(ids) and ids.min() < 0:
+            raise bad("ids must be non-negative")
+        index._trained = trained
+        specs = index._array_specs(len(ids))
+        if set(arrays) != set(specs):
+            raise bad(f"arrays {sorted(arrays)} do not match a {'trained' if trained else 'untrained'} "
+                      f"{klass.__name__} with {len(ids)} vectors (expected {sorted(specs)})")
+        index._ids = ids.astype(np.int64)
+        try:
+            index._restore({name: _checked_array(name, arrays[name], *spec) for name, spec in specs.items()})
+        except ValueError as e:  # a wrong dtype, shape or value (e.g. a cell id beyond nlist)
+            raise bad(str(e)) from None
         return index
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, metric={self.metric!r}, ntotal={self.ntotal})"
+
+
+def _checked_array(name: str, a: np.ndarray, dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` as ``dtype`` if it has that kind, size and ``shape`` and (floats) finite values."""
+    want = np.dtype(dtype)
+    if a.shape != shape or a.dtype.kind != want.kind or a.dtype.itemsize != want.itemsize:
+        raise ValueError(f"array {name!r} is {a.dtype}{list(a.shape)}, expected {want}{list(shape)}")
+    if want.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"array {name!r} holds NaN or infinite values")
+    return a.astype(want, copy=False)
+
+
+# what zipfile, numpy's .npy header parser and json raise on damaged bytes
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, RuntimeError, NotImplementedError, OverflowError,
+                MemoryError, SyntaxError, struct.error, tokenize.TokenError, zlib.error, zipfile.BadZipFile)
+
+
+def _read_npz(path: pathlib.Path) -> tuple[object, dict[str, np.ndarray]]:
+    """``(metadata, arrays)`` of an ``.npz`` index file; any read or decode failure is a ``ValueError``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "__meta__" not in data.files:
+                raise KeyError("no '__meta__' entry")
+            arrays = {key: data[key] for key in data.files}
+        meta = arrays.pop("__meta__")
+        if meta.shape != () or meta.dtype.kind != "U":
+            raise ValueError("'__meta__' is not a JSON string")
+        return json.loads(str(meta)), arrays
+    except _READ_ERRORS as e:
+        raise ValueError(f"{path} is not a readable saved index ({type(e).__name__}: {e}). The file is "
+                         "corrupt, truncated or not written by Index.save; save the index again") from None
+
+
+def index_classes() -> dict[str, type[Index]]:
+    """The classes ``Index.load`` may build, by the name ``save`` records (an explicit whitelist)."""
+    from embeddings_jax.index.flat import FlatIndex
+    from embeddings_jax.index.ivf import IVFIndex, IVFPQIndex
+    from embeddings_jax.index.pq import BinaryIndex, PQIndex
+    from embeddings_jax.index.sq8 import SQ8Index
+
+    return {c.__name__: c for c in (FlatIndex, SQ8Index, PQIndex, BinaryIndex, IVFIndex, IVFPQIndex)}

@@ -7,8 +7,8 @@ IVF-Flat search is *list-major*, so the inner loop is a matrix product rather th
 product: each cell is stored as fixed-size chunks of ``chunk`` vectors; the host groups the (query,
 chunk) pairs of a query batch by chunk into tiles of up to ``group`` queries, and one jitted program
 scans the tiles, scoring ``[group, D] x [D, chunk]`` per tile. Each stored vector is read once per tile
-instead of once per probing query, and small tiles of a batched matmul run several times faster on CPU
-than the matrix-vector products of a query-major scan. IVF-PQ scores the same (query, chunk) pairs with
+instead of once per probing query, and small tiles of a batched matmul beat the matrix-vector
+products of a query-major scan. IVF-PQ scores the same (query, chunk) pairs with
 lookup tables (asymmetric distance computation): ``M`` table lookups per candidate cost less than
 decoding its ``D`` values, however the decoding is shared.
 
@@ -26,9 +26,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from embeddings_jax.index.base import Index, as_matrix, normalize, pad_results
-from embeddings_jax.index.kmeans import kmeans
-from embeddings_jax.ops import quantize, similarity, topk
+from embeddings_jax.index.base import (
+    Index,
+    check_positive_int,
+    check_subquantizers,
+    pad_results,
+    training_matrix,
+)
+from embeddings_jax.ops import quantize, similarity, topk, xla_cpu
+from embeddings_jax.ops.kmeans import kmeans
 
 
 def _bucket(n: int, base: int) -> int:
@@ -160,7 +166,7 @@ def pq_decode(chunk_data, tile_chunk):
     codes, chunk_list, centroids, codebooks = chunk_data
     m, ksub, dsub = codebooks.shape
     rows = codes[tile_chunk].astype(jnp.int32) + jnp.arange(m, dtype=jnp.int32) * ksub  # [T, C, M]
-    # one row gather from the flattened codebooks (3x faster on CPU than a two-index gather)
+    # one row gather from the flattened codebooks: cheaper than a two-index gather
     residual = jnp.take(codebooks.reshape(m * ksub, dsub), rows, axis=0).reshape(*rows.shape[:2], -1)
     return residual + centroids[chunk_list[tile_chunk]][:, None, :]
 
@@ -218,26 +224,6 @@ def _scan_tiles(q, tile_chunk, tile_query, part_src, part_chunk, part_of, vecs_t
     return _merge_parts(tiles.reshape(-1, tiles.shape[-1]), part_src, part_chunk, part_of, chunk_pos, k)
 
 
-def _pq_tables(q, codebooks):
-    """Lookup tables ``lut[m, query, j] = q_m . codebook[m, j]``: ``[M, Q, ksub]`` (code-position-major, a
-    batched matmul over ``m``, ~2x faster than query-major)."""
-    m, _, dsub = codebooks.shape
-    return jnp.einsum("mqd,mkd->mqk", jnp.swapaxes(q.reshape(len(q), m, dsub), 0, 1), codebooks,
-                      precision=similarity.full_precision())
-
-
-def _adc_lookups(scores, lut, table, pair_chunk, codes_t, stride):
-    """``scores [P, C] + sum_m lut[table + m * stride + code_m]`` over the pairs' chunks (flat ``lut``).
-
-    Indices are unsigned and in bounds by construction, which spares XLA the negative-index wrap and the
-    clamp per lookup (~8% of the scan on CPU)."""
-    table = table.astype(jnp.uint32)[:, None]
-    for j in range(codes_t.shape[0]):
-        idx = table + jnp.uint32(j * stride) + codes_t[j, pair_chunk].astype(jnp.uint32)
-        scores = scores + lut.at[idx].get(mode="promise_in_bounds")
-    return scores
-
-
 @functools.partial(jax.jit, static_argnames=("k", "in_cache"))
 def _adc_scan(q, dots, block_query, block_chunk, part_src, part_chunk, part_of, chunk_list, codes_t, bias,
               chunk_pos, codebooks, k, in_cache):
@@ -250,11 +236,8 @@ def _adc_scan(q, dots, block_query, block_chunk, part_src, part_chunk, part_of, 
     ``B``; a block holds only its queries' real pairs (padded to the fullest block, not to the longest
     query). ``in_cache=True`` builds each block's tables (``B x M x 1 KiB``) inside a loop over blocks, so
     they are looked up while in cache; ``False`` builds all tables first and runs every lookup in one
-    program-level fusion, which XLA:CPU spreads over the cores while it runs a loop body on one core.
-    On one device the loop pays off while each table entry is read under ~2.5 times on average; with
-    one device per core (``IVFIndex.search`` with a mesh) every core runs a loop, and it pays off up
-    to ~12 reads (measured on MNIST: nprobe 4-16 in the loop, 32 at program level).
-    ``_merge_parts`` then takes each query's top ``k``.
+    program-level fusion; ``xla_cpu.tables_in_cache_loop`` chooses. ``_merge_parts`` then takes each
+    query's top ``k``.
 
     Args:
       q ``[blocks * B, D]``; dots ``[blocks * B, nlist]`` (``q . centroids``); block_query (query within
@@ -270,13 +253,15 @@ def _adc_scan(q, dots, block_query, block_chunk, part_src, part_chunk, part_of, 
     if in_cache:
         def block(args):
             qb, s, pq, pc = args
-            return _adc_lookups(s, _pq_tables(qb, codebooks).reshape(-1), pq * ksub, pc, codes_t, size * ksub)
+            lut = quantize.pq_lut(qb, codebooks).reshape(-1)
+            return quantize.adc_lookup(lut, (pq * ksub)[:, None], codes_t, size * ksub, rows=pc, scores=s)
 
         scores = jax.lax.map(block, (q.reshape(num_blocks, size, -1), scores, block_query, block_chunk))
     else:
         table = (first + block_query) * ksub  # [M, Q, ksub] tables, query rows
-        scores = _adc_lookups(scores.reshape(-1, scores.shape[-1]), _pq_tables(q, codebooks).reshape(-1),
-                              table.reshape(-1), block_chunk.reshape(-1), codes_t, len(q) * ksub)
+        scores = quantize.adc_lookup(quantize.pq_lut(q, codebooks).reshape(-1), table.reshape(-1, 1), codes_t,
+                                     len(q) * ksub, rows=block_chunk.reshape(-1),
+                                     scores=scores.reshape(-1, scores.shape[-1]))
     return _merge_parts(scores.reshape(-1, scores.shape[-1]), part_src, part_chunk, part_of, chunk_pos, k)
 
 
@@ -312,11 +297,12 @@ class IVFIndex(Index):
         if compute_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
         self.compute_dtype = compute_dtype
-        if nlist <= 0:
-            raise ValueError(f"nlist must be positive, got {nlist}")
-        self.nlist, self.nprobe, self.chunk = int(nlist), int(nprobe), int(chunk)
-        self.group = None if group is None else int(group)
-        self.tiles_per_step, self.kmeans_iters, self.seed = int(tiles_per_step), int(kmeans_iters), int(seed)
+        self.nlist = check_positive_int(nlist, "nlist")
+        self.nprobe = check_positive_int(nprobe, "nprobe")
+        self.chunk = check_positive_int(chunk, "chunk")
+        self.group = None if group is None else check_positive_int(group, "group")
+        self.tiles_per_step = check_positive_int(tiles_per_step, "tiles_per_step")
+        self.kmeans_iters, self.seed = check_positive_int(kmeans_iters, "kmeans_iters"), int(seed)
         self.centroids = None
         self._list = np.zeros((0,), np.int64)  # cell of every stored vector
         self._x = np.zeros((0, self.dim), np.float32)
@@ -324,11 +310,8 @@ class IVFIndex(Index):
         self._replicas = {}  # _search_arrays' per-device copies
 
     # ---------------------------------------------------------------- training and adding
-    def _prep(self, x):
-        return normalize(x) if self.metric == "cosine" else x
-
     def train(self, x) -> None:
-        x = self._prep(as_matrix(x, self.dim, "training vectors"))
+        x = self._unit_if_cosine(training_matrix(x, self.dim))
         if len(x) < self.nlist:
             raise ValueError(f"training needs at least nlist={self.nlist} vectors, got {len(x)}")
         self.centroids, _ = kmeans(x, self.nlist, iters=self.kmeans_iters, seed=self.seed)
@@ -340,17 +323,15 @@ class IVFIndex(Index):
 
     def assign(self, x: np.ndarray) -> np.ndarray:
         """Cell of each vector ``[n]`` (best centroid under the index metric)."""
-        metric = "l2" if self.metric == "l2" else "ip"
+        metric = self.kernel_metric
         out = [np.asarray(_coarse(jnp.asarray(x[i:i + 8192]), jnp.asarray(self.centroids), 1, metric)[1])[:, 0]
                for i in range(0, len(x), 8192)]
         return np.concatenate(out).astype(np.int64) if out else np.zeros((0,), np.int64)
 
     def add(self, x, ids=None) -> None:
-        x = as_matrix(x, self.dim)
-        self._check_trained("add")
-        x = self._prep(x)
+        x, ids = self._prepare_add(x, ids)
         lists = self.assign(x)
-        self._ids = np.concatenate([self._ids, self._new_ids(len(x), ids)])
+        self._ids = np.concatenate([self._ids, ids])
         self._list = np.concatenate([self._list, lists])
         self._store(x, lists)
         self._device = None
@@ -408,10 +389,8 @@ class IVFIndex(Index):
     def _prepare_ivf_search(self, q, k, nprobe):
         """Checked ``(queries, k, nprobe)``; ``nprobe`` defaults to ``self.nprobe``, capped at ``nlist``."""
         q, k = self._prepare_search(q, k)
-        nprobe = min(self.nlist, int(nprobe or self.nprobe))
-        if nprobe <= 0:
-            raise ValueError(f"nprobe must be positive, got {nprobe}")
-        return self._prep(q), k, nprobe
+        nprobe = check_positive_int(self.nprobe if nprobe is None else nprobe, "nprobe (cells scanned per query)")
+        return self._unit_if_cosine(q), k, min(self.nlist, nprobe)
 
     def _devices(self) -> list:
         """Devices the query batches go to in turn: the mesh's, or ``[None]`` (JAX's default device)."""
@@ -453,7 +432,7 @@ class IVFIndex(Index):
     def _search_batch(self, qb, k: int, nprobe: int, arrays):
         """Dispatches one query batch ``qb [Q, D]`` (on its device); device ``(scores, positions) [Q, k]``."""
         chunk_data, chunk_pos, list_start, list_chunks = arrays
-        metric = "l2" if self.metric == "l2" else "ip"
+        metric = self.kernel_metric
         probes = np.asarray(_coarse(qb, jnp.asarray(self.centroids), nprobe, metric)[1]).astype(np.int64)
         group = self.group or int(np.clip(2 ** round(np.log2(max(1, len(qb) * nprobe / self.nlist))), 8, 64))
         tile_chunk, tile_query, slot_src, slot_chunk = plan_tiles(probes, list_start, list_chunks, group)
@@ -477,12 +456,22 @@ class IVFIndex(Index):
             arrays["centroids"] = self.centroids
         return arrays
 
-    def _restore(self, arrays):
-        self._list = arrays.pop("list")
-        self.centroids = arrays.pop("centroids", None)
-        for key, value in arrays.items():
-            setattr(self, "_" + key, value)
+    def _array_specs(self, n):
+        specs = {"list": (np.int64, (n,)), "x": (np.float32, (n, self.dim))}
+        if self._trained:
+            specs["centroids"] = (np.float32, (self.nlist, self.dim))
+        return specs
+
+    def _restore_lists(self, arrays) -> None:
+        lists = arrays["list"]
+        if len(lists) and (lists.min() < 0 or lists.max() >= self.nlist):
+            raise ValueError(f"cell ids must lie in [0, nlist={self.nlist})")
+        self._list, self.centroids = lists, arrays.get("centroids")
         self._device = None
+
+    def _restore(self, arrays):
+        self._restore_lists(arrays)
+        self._x = arrays["x"]
 
 
 class IVFPQIndex(IVFIndex):
@@ -498,21 +487,19 @@ class IVFPQIndex(IVFIndex):
 
     def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, m: int = 8, *, pq_iters: int = 20,
                  adc_batch: int = 128, **kwargs):
-        if m <= 0 or dim % m:
-            raise ValueError(f"m={m} subquantizers must divide the dimension {dim}")
         kwargs.setdefault("chunk", 32)  # finer than IVF-Flat's: less padding per scanned cell
         # smaller batches than IVF-Flat's: a batch's 16 KiB-per-query tables (M=16) then stay in cache
         kwargs.setdefault("query_batch", 2048)
         super().__init__(dim, metric, nlist, **kwargs)
-        if adc_batch <= 0:
-            raise ValueError(f"adc_batch must be positive, got {adc_batch}")
-        self.m, self.pq_iters, self.adc_batch = int(m), int(pq_iters), int(adc_batch)
+        self.m = check_subquantizers(m, self.dim)
+        self.adc_batch = check_positive_int(adc_batch, "adc_batch")
+        self.pq_iters = check_positive_int(pq_iters, "pq_iters")
         self.codebooks = None
         self._codes = np.zeros((0, self.m), np.uint8)
 
     def _search_batch(self, qb, k: int, nprobe: int, arrays):
         (codes_t, chunk_list, centroids, codebooks, bias, pos_dev), chunk_pos, list_start, list_chunks = arrays
-        metric = "l2" if self.metric == "l2" else "ip"
+        metric = self.kernel_metric
         qb = jnp.pad(qb, ((0, -len(qb) % self.adc_batch), (0, 0)))
         dots, probes = _coarse(qb, centroids, nprobe, metric)
         probes = np.asarray(probes).astype(np.int64)
@@ -521,7 +508,7 @@ class IVFPQIndex(IVFIndex):
         slot_src = np.full(slot_chunk.shape, -1, np.int64)
         slot_src[query, slot] = row
         reads = len(query) * self.chunk / (codebooks.shape[1] * len(qb))  # per table entry, on average
-        in_cache = reads < (2.5 if len(self._devices()) == 1 else 12.0)
+        in_cache = xla_cpu.tables_in_cache_loop(reads, self._devices())
         return _adc_scan(qb, dots, jnp.asarray(block_query), jnp.asarray(block_chunk),
                          *plan_parts(slot_src, slot_chunk), chunk_list, codes_t, bias, pos_dev, codebooks, k,
                          in_cache)
@@ -569,6 +556,13 @@ class IVFPQIndex(IVFIndex):
             arrays["codebooks"] = self.codebooks
         return arrays
 
+    def _array_specs(self, n):
+        specs = {"list": (np.int64, (n,)), "codes": (np.uint8, (n, self.m))}
+        if self._trained:
+            specs.update(centroids=(np.float32, (self.nlist, self.dim)),
+                         codebooks=(np.float32, (self.m, 256, self.dim // self.m)))
+        return specs
+
     def _restore(self, arrays):
-        self.codebooks = arrays.pop("codebooks", None)
-        super()._restore(arrays)
+        self._restore_lists(arrays)
+        self._codes, self.codebooks = arrays["codes"], arrays.get("codebooks")

@@ -6,14 +6,21 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from embeddings_jax.index.base import Index, as_matrix, normalize, pad_results
+from embeddings_jax.index.base import (
+    Index,
+    check_positive_int,
+    check_subquantizers,
+    pad_results,
+    training_matrix,
+)
 from embeddings_jax.index.flat import round_block
 from embeddings_jax.index.sq8 import rescore
 from embeddings_jax.ops import quantize, similarity, topk
 
 
 def adc_score(q_state, block):
-    """Asymmetric distance computation: ``sum_m lut[q, m, code_m]`` for a block of codes ``[B, M]``."""
+    """Asymmetric distance computation: ``sum_m lut[q, m, code_m]`` for a block of codes ``[B, M]``
+    (tables query-major, ``[Q, M, ksub]``, as the query batches are cut along the first axis)."""
     (lut,) = q_state
     return quantize.adc_scores(lut, block[0])
 
@@ -36,18 +43,13 @@ class _CodeIndex(Index):
         self._codes = None
         self._device = None
 
-    def _prep(self, x):
-        return normalize(x) if self.metric == "cosine" else x
-
     def _encode(self, x) -> np.ndarray:
         raise NotImplementedError
 
     def add(self, x, ids=None) -> None:
-        x = as_matrix(x, self.dim)
-        self._check_trained("add")
-        x = self._prep(x)
+        x, ids = self._prepare_add(x, ids)
         codes = self._encode(x)
-        self._ids = np.concatenate([self._ids, self._new_ids(len(x), ids)])
+        self._ids = np.concatenate([self._ids, ids])
         self._codes = codes if self._codes is None else np.concatenate([self._codes, codes])
         self._added(x)
         self._device = None
@@ -80,14 +82,13 @@ class PQIndex(_CodeIndex):
     """
 
     def __init__(self, dim: int, metric: str = "l2", m: int = 8, *, iters: int = 20, seed: int = 0, **kwargs):
-        if m <= 0 or dim % m:
-            raise ValueError(f"m={m} subquantizers must divide the dimension {dim}")
         super().__init__(dim, metric, **kwargs)
-        self.m, self.iters, self.seed = int(m), int(iters), int(seed)
+        self.m = check_subquantizers(m, self.dim)
+        self.iters, self.seed = check_positive_int(iters, "iters"), int(seed)
         self.codebooks = None
 
     def train(self, x) -> None:
-        x = self._prep(as_matrix(x, self.dim, "training vectors"))
+        x = self._unit_if_cosine(training_matrix(x, self.dim))
         self.codebooks = quantize.train_pq(x, self.m, iters=self.iters, seed=self.seed)
         self._trained = True
 
@@ -96,10 +97,10 @@ class PQIndex(_CodeIndex):
 
     def search(self, q, k: int):
         q, k = self._prepare_search(q, k)
-        q = self._prep(q)
+        q = self._unit_if_cosine(q)
         blocks, n = self._blocks()
-        metric = "l2" if self.metric == "l2" else "ip"
-        lut = np.asarray(quantize.pq_lut(jnp.asarray(q), jnp.asarray(self.codebooks), metric))
+        metric = self.kernel_metric
+        lut = np.asarray(quantize.pq_lut(jnp.asarray(q), jnp.asarray(self.codebooks), metric)).swapaxes(0, 1)
         scores, pos = topk.search_blocks(adc_score, (lut,), blocks, n, k, query_batch=self.query_batch,
                                          mesh=self.mesh, approx=self.approx)
         q_sq = np.sum(q * q, axis=1)
@@ -116,6 +117,12 @@ class PQIndex(_CodeIndex):
             out["codebooks"] = self.codebooks
         return out
 
+    def _array_specs(self, n):
+        specs = {"codes": (np.uint8, (n, self.m))}
+        if self._trained:
+            specs["codebooks"] = (np.float32, (self.m, 256, self.dim // self.m))
+        return specs
+
     def _restore(self, arrays):
         self._codes, self.codebooks = arrays["codes"], arrays.get("codebooks")
 
@@ -127,14 +134,14 @@ class BinaryIndex(_CodeIndex):
 
     def __init__(self, dim: int, metric: str = "l2", *, rescore: int = 10, **kwargs):
         super().__init__(dim, metric, **kwargs)
-        if rescore < 1:
-            raise ValueError(f"rescore must be >= 1 (Hamming is only a first stage), got {rescore}")
+        if isinstance(rescore, bool) or not isinstance(rescore, (int, np.integer)) or rescore < 1:
+            raise ValueError(f"rescore must be an integer >= 1 (Hamming is only a first stage), got {rescore!r}")
         self.rescore = int(rescore)
         self.mean = None
         self._x = np.zeros((0, self.dim), np.float32)
 
     def train(self, x) -> None:
-        x = self._prep(as_matrix(x, self.dim, "training vectors"))
+        x = self._unit_if_cosine(training_matrix(x, self.dim))
         self.mean = x.mean(axis=0).astype(np.float32)
         self._trained = True
 
@@ -150,12 +157,12 @@ class BinaryIndex(_CodeIndex):
 
     def search(self, q, k: int):
         q, k = self._prepare_search(q, k)
-        q = self._prep(q)
+        q = self._unit_if_cosine(q)
         blocks, n = self._blocks()
         shortlist = min(n, k * self.rescore)
         _, pos = topk.search_blocks(hamming_score, (quantize.binary_codes(q - self.mean),), blocks, n, shortlist,
                                     query_batch=self.query_batch, mesh=self.mesh, approx=self.approx)
-        metric = "l2" if self.metric == "l2" else "ip"
+        metric = self.kernel_metric
         scores, pos = rescore(q, self._x, pos.astype(np.int64), metric, min(k, shortlist))
         scores, pos = pad_results(scores, pos, k)
         return self._finish(scores, pos, np.sum(q * q, axis=1) if self.metric == "l2" else None)
@@ -169,6 +176,12 @@ class BinaryIndex(_CodeIndex):
         if self.mean is not None:
             out["mean"] = self.mean
         return out
+
+    def _array_specs(self, n):
+        specs = {"codes": (np.uint8, (n, -(-self.dim // 8))), "x": (np.float32, (n, self.dim))}
+        if self._trained:
+            specs["mean"] = (np.float32, (self.dim,))
+        return specs
 
     def _restore(self, arrays):
         self._codes, self._x, self.mean = arrays["codes"], arrays["x"], arrays.get("mean")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from embeddings_jax.index.base import Index, as_matrix, normalize, pad_results
+from embeddings_jax.index.base import (
+    Index,
+    as_matrix,
+    check_positive_int,
+    pad_results,
+    training_matrix,
+)
 from embeddings_jax.index.flat import ip_score, l2_score, round_block
 from embeddings_jax.ops import quantize, similarity, topk
 
@@ -58,7 +64,7 @@ class SQ8Index(Index):
         self.scales = scales
         self.requires_training = scales == "dimension"
         super().__init__(dim, metric, **kwargs)
-        self.rescore = int(rescore)
+        self.rescore = 0 if rescore == 0 else check_positive_int(rescore, "rescore (0 or the shortlist factor)")
         self._codes = np.zeros((0, self.dim), np.uint8)
         self._vec_scale = np.zeros((0,), np.float32)  # per-vector mode
         self._vec_offset = np.zeros((0,), np.float32)
@@ -68,25 +74,21 @@ class SQ8Index(Index):
 
     def train(self, x) -> None:
         """Learns per-dimension ranges (no-op with ``scales="vector"``)."""
-        x = as_matrix(x, self.dim, "training vectors")
+        x = training_matrix(x, self.dim) if self.scales == "dimension" else as_matrix(x, self.dim, "training vectors")
         if self.scales == "dimension":
-            if self.metric == "cosine":
-                x = normalize(x)
+            x = self._unit_if_cosine(x)
             self.scale, self.offset = quantize.train_sq8(x)
         self._trained = True
 
     def add(self, x, ids=None) -> None:
-        x = as_matrix(x, self.dim)
-        self._check_trained("add")
-        if self.metric == "cosine":
-            x = normalize(x)
+        x, ids = self._prepare_add(x, ids)
         if self.scales == "dimension":
             codes = quantize.encode_sq8(x, self.scale, self.offset)
         else:
             codes, s, o = quantize.encode_sq8_per_vector(x)
             self._vec_scale = np.concatenate([self._vec_scale, s[:, 0]])
             self._vec_offset = np.concatenate([self._vec_offset, o[:, 0]])
-        self._ids = np.concatenate([self._ids, self._new_ids(len(x), ids)])
+        self._ids = np.concatenate([self._ids, ids])
         self._codes = np.concatenate([self._codes, codes])
         if self.rescore:
             self._x = np.concatenate([self._x, x])
@@ -126,10 +128,9 @@ class SQ8Index(Index):
 
     def search(self, q, k: int):
         q, k = self._prepare_search(q, k)
-        if self.metric == "cosine":
-            q = normalize(q)
+        q = self._unit_if_cosine(q)
         blocks, n = self._blocks()
-        metric = "l2" if self.metric == "l2" else "ip"
+        metric = self.kernel_metric
         shortlist = min(n, k * self.rescore) if self.rescore else k
         if self.scales == "dimension":
             # Per-dimension scales folded into the query: the flat scores of ``q * scale`` against
@@ -156,6 +157,14 @@ class SQ8Index(Index):
         if self.scale is not None:
             arrays.update(scale=self.scale, offset=self.offset)
         return arrays
+
+    def _array_specs(self, n):
+        per_vector = n if self.scales == "vector" else 0
+        specs = {"codes": (np.uint8, (n, self.dim)), "vec_scale": (np.float32, (per_vector,)),
+                 "vec_offset": (np.float32, (per_vector,)), "x": (np.float32, (n if self.rescore else 0, self.dim))}
+        if self.scales == "dimension" and self._trained:
+            specs.update(scale=(np.float32, (self.dim,)), offset=(np.float32, (self.dim,)))
+        return specs
 
     def _restore(self, arrays):
         self._codes, self._x = arrays["codes"], arrays["x"]

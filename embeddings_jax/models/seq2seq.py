@@ -17,20 +17,33 @@
 The decoding cache is a dict whose leaves all have the hypothesis dimension first (the beam
 search reorders them with one gather): ``h`` [N, layers, H], and ``context`` [N, H] or
 ``keys`` [N, S, A], ``values`` [N, S, He], ``mask`` [N, S].
+
+Around the model: ``from_config`` / ``init_params`` / ``optimizer`` build what a run trains;
+``save_model`` / ``load_model`` keep a trained run (params, config, tokenisers) in a directory;
+``translate`` turns raw sentences into translations; ``evaluate_bleu``, ``beam_search_agreement``
+and ``attention_map`` are the measurements of the seq2seq experiment.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import pathlib
+import time
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
+from flax import serialization
 
 from embeddings_jax import decoding
-from embeddings_jax.data import parallel
+from embeddings_jax.data import translation
+from embeddings_jax.eval.bleu import corpus_bleu
+from embeddings_jax.train.atomic import atomic_directory, resolve_directory
 
 MASKED = -1e9
 
@@ -184,6 +197,33 @@ class Seq2Seq(nn.Module):
         return self.logits(x, context, emb, train), weights
 
 
+def from_config(config, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
+    """The ``Seq2Seq`` a config describes (the seq2seq experiment's fields)."""
+    return Seq2Seq(
+        src_vocab=src_vocab,
+        tgt_vocab=tgt_vocab,
+        embed_dim=config.embed_dim,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
+        attention=config.attention,
+        attention_dim=config.attention_dim,
+        dropout=config.dropout,
+        readout_dim=config.get("readout_dim", 0),  # absent from configs saved before the option
+        tie_embeddings=config.get("tie_embeddings", False),
+    )
+
+
+def init_params(model: Seq2Seq, key: jax.Array) -> dict:
+    """Freshly initialised parameters (shapes do not depend on the dummy lengths used here)."""
+    dummy = (jnp.zeros((1, 4), jnp.int32), jnp.ones((1, 4), bool), jnp.zeros((1, 3), jnp.int32))
+    return model.init(key, *dummy)["params"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training.
+
+
 def masked_cross_entropy(logits, targets, mask, label_smoothing: float = 0.0):
     """Mean token cross-entropy over real (mask=True) positions; [B, T, V], [B, T], [B, T].
 
@@ -227,6 +267,63 @@ def make_loss_fn(model: Seq2Seq, label_smoothing: float = 0.0):
     return loss_fn
 
 
+def optimizer(config) -> optax.GradientTransformation:
+    """Adam with global-norm clipping; linear warm-up then cosine decay to 5% of the peak rate."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0,
+        config.learning_rate,
+        config.warmup_steps,
+        max(config.num_steps, config.warmup_steps + 1),
+        0.05 * config.learning_rate,
+    )
+    return optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adam(schedule))
+
+
+# ---------------------------------------------------------------------------------------------
+# A trained run on disk.
+
+
+MODEL_DIR = "model"  # inside a run's workdir
+
+
+def save_model(workdir, config, params, src_tok, tgt_tok) -> pathlib.Path:
+    """``<workdir>/model/{params.msgpack, model.json, tokenizers.json}``: enough to translate.
+
+    Atomic: the folder is written beside its old version and renamed into place, so a save killed
+    at any moment leaves the previous model or the new one, whole. Returns the folder."""
+    path = pathlib.Path(workdir) / MODEL_DIR
+    with atomic_directory(path) as tmp:
+        (tmp / "tokenizers.json").write_text(json.dumps({"src": src_tok.to_json(), "tgt": tgt_tok.to_json()}))
+        (tmp / "params.msgpack").write_bytes(serialization.to_bytes(params))
+        (tmp / "model.json").write_text(config.to_json_best_effort(indent=2))
+    return path
+
+
+def load_model(workdir):
+    """(model, params, src_tok, tgt_tok, config) saved by ``save_model`` in ``workdir`` (or in the
+    workdir itself, where earlier versions saved them)."""
+    workdir = pathlib.Path(workdir)
+    if resolve_directory(workdir / MODEL_DIR).is_dir():
+        workdir = workdir / MODEL_DIR
+    for f in ("params.msgpack", "model.json", "tokenizers.json"):
+        if not (workdir / f).exists():
+            raise FileNotFoundError(
+                f"{workdir / f} is missing; run the seq2seq experiment with --workdir {workdir}"
+            )
+    config = ml_collections.ConfigDict(json.loads((workdir / "model.json").read_text()))
+    toks = json.loads((workdir / "tokenizers.json").read_text())
+    src_tok = translation.tokenizer_from_json(toks["src"])
+    tgt_tok = translation.tokenizer_from_json(toks["tgt"])
+    model = from_config(config, src_tok.vocab_size, tgt_tok.vocab_size)
+    target = jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0)))
+    params = serialization.from_bytes(target, (workdir / "params.msgpack").read_bytes())
+    return model, params, src_tok, tgt_tok, config
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference.
+
+
 def step_fn(model: Seq2Seq, params):
     """The model as a ``decoding.TokensToLogits`` function."""
     return lambda tokens, cache: model.apply(
@@ -257,7 +354,7 @@ def beam_search_ids(model: Seq2Seq, params, cache, *, beam_size: int, alpha: flo
     """Jitted ``decoding.beam_search`` of the model from an encoder cache: [B, K, L], [B, K]."""
     f = step_fn(model, params)
     return decoding.beam_search(
-        cache, f, beam_size, alpha, parallel.EOS, max_len, bos_id=parallel.BOS
+        cache, f, beam_size, alpha, translation.EOS, max_len, bos_id=translation.BOS
     )
 
 
@@ -280,10 +377,10 @@ def translate_ids(
     f = step_fn(model, params)
     if beam_size == 0:
         return decoding.greedy_search(
-            cache, f, eos_id=parallel.EOS, max_len=max_len, bos_id=parallel.BOS
+            cache, f, eos_id=translation.EOS, max_len=max_len, bos_id=translation.BOS
         )
     seqs, scores = decoding.beam_search(
-        cache, f, beam_size, alpha, parallel.EOS, max_len, bos_id=parallel.BOS
+        cache, f, beam_size, alpha, translation.EOS, max_len, bos_id=translation.BOS
     )
     return seqs[:, 0], scores[:, 0]
 
@@ -307,14 +404,101 @@ def translate(
     Bad input: empty strings translate from ``[<eos>]``; sources over ``max_src_len`` tokens are
     truncated with a warning (``on_long="error"`` raises instead); unknown words become ``<unk>``.
     """
-    ids = parallel.encode_sources(texts, src_tok, max_src_len, on_long)
+    if isinstance(texts, str):
+        raise TypeError("translate takes a list of sentences; wrap a single sentence: translate(..., [text], ...)")
+    ids = translation.encode_sources(texts, src_tok, max_src_len, on_long)
     out = []
     for i in range(0, len(ids), batch_size):
         chunk = ids[i : i + batch_size]
         length = min(max_src_len, -(-max(map(len, chunk)) // 16) * 16)  # few distinct shapes
-        src, mask = parallel.pad(chunk + [[parallel.EOS]] * (batch_size - len(chunk)), length)
-        toks, _ = translate_ids(
+        src, mask = translation.pad(chunk + [[translation.EOS]] * (batch_size - len(chunk)), length)
+        toks, scores = translate_ids(
             model, params, src, mask, beam_size=beam_size, alpha=alpha, max_len=max_len
         )
+        if not np.isfinite(np.asarray(scores)[: len(chunk)]).all():
+            raise ValueError("the model gave non-finite log-probabilities (NaN or inf parameters?); "
+                             "its translations would be meaningless")
         out += [tgt_tok.decode(row) for row in np.asarray(toks)[: len(chunk)]]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements.
+
+
+def evaluate_bleu(
+    model: Seq2Seq,
+    params,
+    src_tok,
+    tgt_tok,
+    sources: Sequence[str],
+    references: Sequence[str],
+    *,
+    beams: Sequence[int],
+    alpha: float,
+    max_len: int,
+    batch_size: int,
+    lowercase: bool = False,
+) -> tuple[dict, dict]:
+    """Corpus BLEU and decode time of every decoder in ``beams`` (0 = greedy).
+
+    Returns (metrics ``val_bleu_<decoder>``, ``val_decode_seconds_<decoder>`` and, when sacrebleu
+    is installed, ``val_sacrebleu_<decoder>``, which must equal ours; hypotheses per decoder).
+    """
+    try:
+        import sacrebleu
+    except ImportError:
+        sacrebleu = None
+    metrics, hyps = {}, {}
+    for k in beams:
+        name = "greedy" if k == 0 else f"beam{k}"
+        t0 = time.perf_counter()
+        out = translate(
+            model,
+            params,
+            sources,
+            src_tok,
+            tgt_tok,
+            beam_size=k,
+            alpha=alpha,
+            max_src_len=max_len,
+            max_len=max_len,
+            batch_size=batch_size,
+        )
+        metrics[f"val_bleu_{name}"] = corpus_bleu(out, references, lowercase=lowercase)
+        if sacrebleu is not None:
+            score = sacrebleu.corpus_bleu(out, [references], lowercase=lowercase).score
+            metrics[f"val_sacrebleu_{name}"] = score
+        metrics[f"val_decode_seconds_{name}"] = time.perf_counter() - t0
+        hyps[name] = out
+    return metrics, hyps
+
+
+def beam_search_agreement(
+    model: Seq2Seq, params, src_tok, sources: Sequence[str], *, beam_size: int, alpha: float,
+    max_len: int,
+) -> float:
+    """Fraction of sentences where the jitted beam search equals ``decoding.python_beam_search``."""
+    ids = translation.encode_sources(sources, src_tok, max_len)
+    src, mask = translation.pad(ids, max(map(len, ids)))
+    cache = encode(model, params, src, mask)
+    kw = {"beam_size": beam_size, "alpha": alpha, "max_len": max_len}
+    ours = beam_search_ids(model, params, cache, **kw)
+    ref = decoding.python_beam_search(
+        cache, jitted_step_fn(model, params), **kw, eos_id=translation.EOS, bos_id=translation.BOS
+    )
+    return float(np.mean(np.all(np.asarray(ours[0][:, 0]) == ref[0][:, 0], axis=-1)))
+
+
+def attention_map(
+    model: Seq2Seq, params, src_tok, tgt_tok, source: str, target: str
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Attention [T, S] of the model re-reading ``target`` under teacher forcing, and the source
+    and target token strings (each ending in ``<eos>``) that label its columns and rows."""
+    s = src_tok.encode(source) + [translation.EOS]
+    t = tgt_tok.encode(target) + [translation.EOS]
+    src, mask = translation.pad([s], len(s))
+    tgt_in = np.array([[translation.BOS] + t[:-1]], np.int32)
+    w = attention_weights(model, params, src, mask, tgt_in)
+    labels = lambda tok, ids: [tok.decode([i]) or "<eos>" for i in ids]
+    return np.asarray(w[0]), labels(src_tok, s[:-1]) + ["<eos>"], labels(tgt_tok, t[:-1]) + ["<eos>"]

@@ -7,6 +7,7 @@ learnable logit scale (inverse temperature, stored as its log) and bias used by 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -14,12 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-PAD_ID = 0
-
-
-def normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """Unit-length rows; a zero row stays zero (traced code cannot raise; see ``ops.losses.l2_normalize``)."""
-    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps))
+from embeddings_jax.data.wordpiece import PAD_ID
+from embeddings_jax.ops.similarity import l2_normalize
 
 
 def _channels_last(images: jax.Array) -> jax.Array:
@@ -56,17 +53,29 @@ class TransformerBlock(nn.Module):
         return x + nn.Dense(self.width)(nn.gelu(nn.Dense(self.mlp)(h)))
 
 
-class ViTTower(nn.Module):
+class _Transformer(nn.Module):
+    """The size both transformer towers share, and their stack: ``depth`` blocks, then a LayerNorm."""
+
+    _: dataclasses.KW_ONLY  # keyword-only, so a tower may add fields without defaults before these
+    width: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp: int = 128
+
+    def encode(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """[N, T, width] -> [N, T, width]; called from a tower's compact ``__call__``, so the blocks are its own."""
+        for _ in range(self.depth):
+            x = TransformerBlock(self.width, self.heads, self.mlp)(x, mask)
+        return nn.LayerNorm()(x)
+
+
+class ViTTower(_Transformer):
     """Vision transformer: non-overlapping ``patch`` x ``patch`` patches, learned positions, mean-pooled tokens.
 
     ``[N, H, W(, C)] -> [N, width]``; H and W must be multiples of ``patch``.
     """
 
     patch: int = 7
-    width: int = 64
-    depth: int = 2
-    heads: int = 4
-    mlp: int = 128
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
@@ -77,20 +86,14 @@ class ViTTower(nn.Module):
         x = nn.Conv(self.width, (self.patch, self.patch), strides=(self.patch, self.patch), padding="VALID")(x)
         x = x.reshape(n, -1, self.width)
         x = x + self.param("pos", nn.initializers.normal(0.02), (1, x.shape[1], self.width))
-        for _ in range(self.depth):
-            x = TransformerBlock(self.width, self.heads, self.mlp)(x)
-        return nn.LayerNorm()(x).mean(axis=1)
+        return self.encode(x).mean(axis=1)
 
 
-class TextTower(nn.Module):
+class TextTower(_Transformer):
     """Transformer over word-piece ids ``[N, L]`` (0 = padding), mean-pooled over real tokens: ``[N, width]``."""
 
     vocab_size: int
     max_len: int = 32
-    width: int = 64
-    depth: int = 2
-    heads: int = 4
-    mlp: int = 128
 
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -99,10 +102,7 @@ class TextTower(nn.Module):
         valid = tokens != PAD_ID
         x = nn.Embed(self.vocab_size, self.width)(tokens)
         x = x + self.param("pos", nn.initializers.normal(0.02), (1, self.max_len, self.width))[:, : tokens.shape[-1]]
-        mask = nn.make_attention_mask(valid, valid)
-        for _ in range(self.depth):
-            x = TransformerBlock(self.width, self.heads, self.mlp)(x, mask)
-        x = nn.LayerNorm()(x)
+        x = self.encode(x, nn.make_attention_mask(valid, valid))
         w = valid[..., None].astype(x.dtype)
         return jnp.sum(x * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
 
@@ -128,11 +128,11 @@ class DualEncoder(nn.Module):
 
     def encode_image(self, images: jax.Array) -> jax.Array:
         """[N, H, W(, C)] floats -> [N, embed_dim] unit vectors."""
-        return normalize(self.image_proj(self.image_tower(images)))
+        return l2_normalize(self.image_proj(self.image_tower(images)))
 
     def encode_text(self, tokens: jax.Array) -> jax.Array:
         """[N, L] int token ids -> [N, embed_dim] unit vectors."""
-        return normalize(self.text_proj(self.text_tower(tokens)))
+        return l2_normalize(self.text_proj(self.text_tower(tokens)))
 
     def __call__(self, images: jax.Array, tokens: jax.Array):
         """Returns (image embeddings, text embeddings, logit scale, logit bias)."""

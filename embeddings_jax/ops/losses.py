@@ -31,6 +31,8 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from embeddings_jax.ops import similarity
+
 Array = jax.Array
 
 __all__ = [
@@ -95,13 +97,13 @@ def _check_mesh(mesh: Mesh, axis_name: str, batch: int) -> int:
 
 
 def l2_normalize(x: Array, axis: int = -1, eps: float = 1e-12) -> Array:
-    """Unit-length rows. Raises ValueError on an all-zero row when ``x`` is concrete (not traced)."""
+    """``similarity.l2_normalize`` that raises ValueError on an all-zero row when ``x`` is concrete
+    (a contrastive loss on a zero embedding is a bug upstream, not a value to train on)."""
     if _concrete(x):
         zero = np.flatnonzero(np.all(np.asarray(x) == 0, axis=axis).reshape(-1))
         if zero.size:
             raise ValueError(f"cannot L2-normalize {zero.size} all-zero vector(s) (first at flat index {zero[0]})")
-    x = jnp.asarray(x)
-    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps))
+    return similarity.l2_normalize(jnp.asarray(x), axis=axis, eps=eps)
 
 
 def _f32(x) -> Array:

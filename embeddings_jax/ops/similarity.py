@@ -13,9 +13,22 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 METRICS = ("ip", "l2", "cosine")
 _EPS = 1e-12
+
+
+def l2_normalize(x, axis: int = -1, eps: float = 1e-12):
+    """Rows scaled to unit L2 norm; a row of norm below ``eps`` is divided by ``eps`` (zero stays zero).
+
+    A numpy array gives a numpy array (host code: indexes, vector files); anything else is computed
+    with ``jax.numpy`` and may be traced.
+    """
+    if isinstance(x, np.ndarray):
+        return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), eps)
+    x = jnp.asarray(x)
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
 def full_precision():

@@ -3,7 +3,8 @@
 Saves are atomic (Orbax writes to a temporary folder and renames it when complete), so a run
 killed mid-save leaves the previous checkpoints intact. A checkpoint that exists but cannot be
 read (a truncated or edited file) is moved aside to ``<dir>/corrupt/`` — never deleted — and
-the next older one is used.
+the next older one is used. A readable checkpoint whose arrays do not fit the target (another
+config's shapes or tree) is not corrupt: ``CheckpointMismatchError`` says so and nothing is moved.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from jax.sharding import Mesh
 from embeddings_jax.train import sharding as shd
 
 log = logging.getLogger(__name__)
+
+# Orbax's messages for a readable checkpoint that holds other shapes or another tree.
+_MISMATCH_MARKERS = ("is not compatible with the stored shape", "Structure mismatch", "not found in metadata")
+
+
+class CheckpointMismatchError(ValueError):
+    """A readable checkpoint that does not match the state being restored (changed config)."""
 
 
 def abstract_like(tree: Any, mesh: Mesh | None = None) -> Any:
@@ -84,9 +92,16 @@ class Checkpointer:
             return self._manager.restore(step, args=ocp.args.StandardRestore(abstract)), step
         for candidate in reversed(self.all_steps()):
             try:
+                self._manager.item_metadata(candidate)
                 restored = self._manager.restore(candidate, args=ocp.args.StandardRestore(abstract))
                 return restored, candidate
-            except Exception as e:  # noqa: BLE001 - any read failure means this step is unusable
+            except Exception as e:  # any read failure makes this step unusable
+                if any(marker in str(e) for marker in _MISMATCH_MARKERS):
+                    raise CheckpointMismatchError(
+                        f"checkpoint {self.directory / str(candidate)} was written by a run with another "
+                        f"configuration ({e}). Nothing was moved or overwritten. Use another --workdir for "
+                        "the new configuration, or move this run's checkpoints away to start it afresh."
+                    ) from e
                 self._quarantine(candidate, e)
         return None
 

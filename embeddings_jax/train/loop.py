@@ -4,6 +4,15 @@ A model supplies ``loss_fn(params, batch, rng) -> (loss, aux_metrics)`` and a de
 ``batch_fn(step) -> host batch``; the loop does the rest. Because the batch and the step's PRNG
 key depend only on the step number, a run killed at any point and resumed from its last
 checkpoint reaches the same parameters as an uninterrupted run.
+
+Multi-host input (``jax.distributed``): ``batch_fn(step)`` returns the *global* batch of ``step``,
+the same on every process, and the loop keeps this process's rows (``sharding.local_rows``) before
+``jax.make_array_from_process_local_data`` assembles the global array; so any ``batch_fn`` is right.
+A ``batch_fn`` that builds only this process's rows, reading only its own examples, says so with
+``batch_fn.process_shard = (jax.process_index(), jax.process_count())`` and returns block ``p`` of
+``P`` equal blocks of the global batch (``data.batching.epoch_batches(..., process_index=,
+process_count=)`` does). Only process 0 writes ``metrics.jsonl`` and shows a progress bar; every
+process takes part in Orbax's multi-process checkpoint save.
 """
 
 from __future__ import annotations
@@ -68,6 +77,36 @@ class LoopConfig:
     desc: str = "train"
 
 
+def process_batches(batch_fn: Callable[[int], Any], mesh: Mesh) -> Callable[[int], Any]:
+    """``batch_fn`` as this process's rows of every global batch (see the module docstring)."""
+    shard = getattr(batch_fn, "process_shard", (0, 1))
+    here = (jax.process_index(), jax.process_count())
+    if shard == here:
+        if here[1] == 1:
+            return batch_fn
+
+        def checked(step: int):
+            batch = batch_fn(step)
+            local = shd.batch_size_of(batch)
+            want = slice(here[0] * local, (here[0] + 1) * local)
+            rows = shd.process_rows(mesh, local * here[1])
+            if not (isinstance(rows, slice) and rows == want):
+                raise ValueError(
+                    f"batch_fn builds rows {want.start}:{want.stop} of each global batch for process "
+                    f"{here[0]}, but the mesh puts other rows on its devices; build the mesh with "
+                    "make_mesh() (devices in process order) or let batch_fn return the global batch"
+                )
+            return batch
+
+        return checked
+    if shard == (0, 1):  # the global batch: keep this process's rows
+        return lambda step: shd.local_rows(batch_fn(step), mesh)
+    raise ValueError(
+        f"batch_fn builds the rows of process {shard[0]} of {shard[1]}, but this is process {here[0]} of "
+        f"{here[1]}; build it with process_index=jax.process_index(), process_count=jax.process_count()"
+    )
+
+
 def restore_or_init(
     state: TrainState, workdir: str | pathlib.Path, mesh: Mesh, init_checkpoint: str | None = None
 ) -> tuple[TrainState, Checkpointer, int | None]:
@@ -106,6 +145,7 @@ def train(
     Writes ``<workdir>/checkpoints/<step>`` and ``<workdir>/metrics.jsonl``. Raises
     ``NonFiniteLossError`` at the first non-finite loss without saving that state.
     """
+    batch_fn = process_batches(batch_fn, mesh)
     state, ckpt, resumed = restore_or_init(state, workdir, mesh, config.init_checkpoint)
     start = int(jax.device_get(state.step))
     writer = MetricsWriter(workdir, resume_step=resumed)

@@ -1,12 +1,16 @@
 """Device mesh and data-parallel placement.
 
 The mesh has one axis, ``"data"``: batches are split along it and parameters are replicated.
-Multi-host runs use JAX's own runtime (``jax.distributed.initialize``); each process passes its
-local slice of the batch and ``shard_batch`` assembles the global array.
+Multi-host runs use JAX's own runtime (``jax.distributed.initialize``): each process holds the rows
+of every global batch that its own devices compute on (``process_rows``; with ``make_mesh()``,
+process ``p`` of ``P`` holds block ``p`` of ``P`` equal blocks), and ``shard_batch`` assembles the
+global array from those local rows with ``jax.make_array_from_process_local_data``.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -17,13 +21,19 @@ from jax.sharding import PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def make_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D ``("data",)`` mesh over the first ``num_devices`` devices (all by default)."""
-    devices = jax.devices()
-    n = len(devices) if num_devices is None else num_devices
-    if not 1 <= n <= len(devices):
-        raise ValueError(f"asked for {num_devices} devices but only {len(devices)} are available")
-    return Mesh(np.asarray(devices[:n]), (DATA_AXIS,))
+def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D ``("data",)`` mesh: over every device (None), the first ``devices`` (an int), or the
+    given device list."""
+    if devices is None or isinstance(devices, (int, np.integer)):
+        available = jax.devices()
+        n = len(available) if devices is None else int(devices)
+        if not 1 <= n <= len(available):
+            raise ValueError(f"asked for {devices} devices but only {len(available)} are available")
+        devices = available[:n]
+    devices = list(devices)
+    if not devices:
+        raise ValueError("a mesh needs at least one device")
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -44,22 +54,51 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         )
 
 
-def shard_batch(batch: Any, mesh: Mesh) -> Any:
-    """Places a host batch (pytree of arrays with a shared leading axis) on the mesh.
+def process_rows(mesh: Mesh, batch_size: int) -> slice | np.ndarray:
+    """Rows of a global batch of ``batch_size`` that this process's devices hold, in order: a slice
+    (always, for a mesh of devices in process order) or an index array."""
+    check_batch_size(batch_size, mesh)
+    if jax.process_count() == 1:
+        return slice(0, batch_size)
+    blocks = sorted({idx[0].indices(batch_size)[:2]
+                     for idx in batch_sharding(mesh).addressable_devices_indices_map((batch_size,)).values()})
+    if not blocks:
+        raise ValueError(f"process {jax.process_index()} has no device in the mesh; build it with make_mesh()")
+    if all(a[1] == b[0] for a, b in itertools.pairwise(blocks)):
+        return slice(blocks[0][0], blocks[-1][1])
+    return np.concatenate([np.arange(start, stop) for start, stop in blocks])
 
-    Single process: ``batch`` is the global batch. Multi-process: it is this process's slice and
-    the global batch is the concatenation over processes in process order.
-    """
+
+def local_rows(batch: Any, mesh: Mesh) -> Any:
+    """This process's rows (``process_rows``) of a global host batch; the batch itself for one process."""
+    if jax.process_count() == 1:
+        return batch
+    rows = process_rows(mesh, batch_size_of(batch))
+    return jax.tree.map(lambda x: np.asarray(x)[rows], batch)
+
+
+def batch_size_of(batch: Any) -> int:
+    """The shared leading size of a batch's arrays."""
     leaves = jax.tree.leaves(batch)
     if not leaves:
         raise ValueError("empty batch")
     sizes = {np.shape(x)[0] for x in leaves}
     if len(sizes) != 1:
         raise ValueError(f"batch arrays disagree on the batch size: {sorted(sizes)}")
+    return sizes.pop()
+
+
+def shard_batch(batch: Any, mesh: Mesh) -> Any:
+    """Places a host batch (pytree of arrays with a shared leading axis) on the mesh.
+
+    Single process: ``batch`` is the global batch. Multi-process: it is this process's rows
+    (``process_rows``, e.g. from ``local_rows``) of a global batch ``process_count`` times larger.
+    """
+    size = batch_size_of(batch)
     sharding = batch_sharding(mesh)
     if jax.process_count() == 1:
-        check_batch_size(sizes.pop(), mesh)
+        check_batch_size(size, mesh)
         return jax.device_put(batch, sharding)
-    local = sizes.pop()
-    check_batch_size(local * jax.process_count(), mesh)
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+    check_batch_size(size * jax.process_count(), mesh)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
+        sharding, x, (size * jax.process_count(), *np.shape(x)[1:])), batch)

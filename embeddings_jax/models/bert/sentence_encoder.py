@@ -40,8 +40,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from embeddings_jax.models import bert_checkpoint
-from embeddings_jax.models.bert import BertConfig, BertEncoder
+from embeddings_jax.models.bert import checkpoint
+from embeddings_jax.models.bert.encoder import BertConfig, BertEncoder
+from embeddings_jax.ops.similarity import l2_normalize
 from embeddings_jax.train.logging import progress
 
 LAYERS = ("last", "second_to_last", "sum_last4", "concat_last4", "mean_last4")
@@ -141,7 +142,7 @@ class SentenceEncoder:
     """A BERT checkpoint with its tokenizer: `encode` sentences, or get contextual `word_vectors`.
 
     Args:
-      config, params, tokenizer: as returned by `bert_checkpoint.load_checkpoint`.
+      config, params, tokenizer: as returned by `checkpoint.load_checkpoint`.
       max_seq_length: longer inputs are truncated to this many tokens ([CLS]/[SEP] included).
       dtype: computation dtype (``jnp.float32`` or ``jnp.bfloat16``); outputs are float32.
       mesh: optional 1-D ``("data",)`` mesh; batches are split over it, parameters replicated.
@@ -165,8 +166,8 @@ class SentenceEncoder:
     def from_pretrained(cls, directory: str | pathlib.Path | None = None, *, max_seq_length: int | None = None,
                         dtype=jnp.float32, mesh: Mesh | None = None) -> SentenceEncoder:
         """Loads a local HF checkpoint directory (default: the packaged all-MiniLM-L6-v2)."""
-        directory = pathlib.Path(directory) if directory is not None else bert_checkpoint.packaged_model_dir()
-        config, params, tokenizer = bert_checkpoint.load_checkpoint(directory)
+        directory = pathlib.Path(directory) if directory is not None else checkpoint.packaged_model_dir()
+        config, params, tokenizer = checkpoint.load_checkpoint(directory)
         if max_seq_length is None:
             st_config = directory / "sentence_bert_config.json"
             max_seq_length = (json.loads(st_config.read_text()).get("max_seq_length") if st_config.is_file() else None)
@@ -227,7 +228,7 @@ class SentenceEncoder:
             bar.close()
         if normalize:
             for p in poolings:
-                out[p] /= np.maximum(np.linalg.norm(out[p], axis=1, keepdims=True), 1e-12)
+                out[p] = l2_normalize(out[p])
         return out
 
     def encode(self, sentences: Sequence[str], batch_size: int = 32, pooling: str = "mean",

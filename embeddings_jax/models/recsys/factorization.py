@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -29,7 +31,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from embeddings_jax.data.ratings import RATING_RANGE, Ratings, check_id_pairs, validate_ratings
+from embeddings_jax.data.ratings import (
+    DATASET,
+    RATING_RANGE,
+    Ratings,
+    check_id_pairs,
+    load_fold,
+    validate_ratings,
+)
 from embeddings_jax.train.state import TrainState
 
 
@@ -246,3 +255,23 @@ def rating_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
         raise ValueError(f"need equal, non-empty shapes, got {pred.shape} and {true.shape}")
     err = pred - true
     return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err)))}
+
+
+class FoldErrors(NamedTuple):
+    """Test RMSE and MAE of each fold, in fold order."""
+
+    rmse: list[float]
+    mae: list[float]
+
+
+def fold_errors(fit_fold: Callable[[Ratings], object], folds: Sequence[int | str], *,
+                dataset: str = DATASET) -> FoldErrors:
+    """Fits ``fit_fold(train)`` (any model with ``predict(user, item)``: `fit`, `bpmf.fit`) on
+    each predefined MovieLens fold's training ratings and scores it on the fold's test ratings."""
+    rmse, mae = [], []
+    for fold in folds:
+        train, test = load_fold(fold, dataset=dataset)
+        err = rating_errors(fit_fold(train).predict(test.user, test.item), test.rating)
+        rmse.append(err["rmse"])
+        mae.append(err["mae"])
+    return FoldErrors(rmse, mae)

@@ -1,11 +1,11 @@
-"""Parallel data: loaders, d2l tokenisation, vocabularies, bad-input policy, bucketing."""
+"""Translation pairs: loaders, d2l tokenisation, vocabularies, bad-input policy, bucketing."""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from embeddings_jax.data import parallel as P
+from embeddings_jax.data import translation as P
 
 
 def test_load_multi30k(shared_data):
@@ -152,8 +152,24 @@ def test_bucket_plan_covers_each_pair_once_and_is_seeded():
     assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(plan, again))
     other = P.bucket_plan(src, tgt, 16, (8, 16, 32), seed=4)
     assert any(not np.array_equal(a[1], b[1]) for a, b in zip(plan, other))
-    batches = list(P.bucketed_batches(src, tgt, 16, (8, 16, 32), seed=3))
+    batch_fn, steps_per_epoch = P.bucket_batch_fn(src, tgt, 16, (8, 16, 32), seed=3)
+    batches = [batch_fn(step) for step in range(steps_per_epoch)]  # epoch 0: the seed-3 plan
     assert {b["src"].shape for b in batches} <= {(16, 8), (16, 16), (16, 32)}
     assert sum(int(b["tgt_mask"].any(1).sum()) for b in batches) == 200
     with pytest.raises(ValueError, match="exceeds"):
         P.bucket_plan([[1] * 40], [[1]], 4, (8, 16))
+
+
+def test_bucket_batch_fn_reshuffles_each_epoch_from_the_step_alone():
+    rng = np.random.default_rng(1)
+    src = [list(range(4, 4 + n)) for n in rng.integers(1, 16, 50)]
+    tgt = [list(range(4, 4 + n)) for n in rng.integers(1, 16, 50)]
+    batch_fn, steps_per_epoch = P.bucket_batch_fn(src, tgt, 8, (8, 16), seed=5)
+    assert steps_per_epoch == len(P.bucket_plan(src, tgt, 8, (8, 16), seed=5))
+    length, idx = P.bucket_plan(src, tgt, 8, (8, 16), seed=6)[2]  # epoch 1 is the seed + 1 plan
+    expected = P.make_batch([src[i] for i in idx], [tgt[i] for i in idx], length, length, 8)
+    later = batch_fn(steps_per_epoch + 2)
+    earlier = batch_fn(0)  # going back to epoch 0 rebuilds its plan: same batch as a fresh fn
+    for k in expected:
+        np.testing.assert_array_equal(later[k], expected[k])
+        np.testing.assert_array_equal(earlier[k], P.bucket_batch_fn(src, tgt, 8, (8, 16), 5)[0](0)[k])

@@ -7,7 +7,7 @@ layer's output) and, on request, every attention map.
 
 Parameters are float32 (``param_dtype``); ``dtype`` sets the computation dtype (float32 or
 bfloat16). LayerNorm statistics and the attention softmax are always computed in float32.
-Weights of a real checkpoint are loaded by `embeddings_jax.models.bert_checkpoint`.
+Weights of a real checkpoint are loaded by `embeddings_jax.models.bert.checkpoint`.
 
 Shapes: ``B`` batch, ``T`` sequence length, ``D`` hidden size, ``H`` heads, ``L`` layers.
 """
@@ -63,11 +63,15 @@ class BertConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-class BertEmbeddings(nn.Module):
-    """Sum of word, absolute position and token-type embeddings, then LayerNorm and dropout."""
+class _BertModule(nn.Module):
+    """Fields every BERT module shares: the architecture and the computation dtype."""
 
     config: BertConfig
     dtype: Any = jnp.float32
+
+
+class BertEmbeddings(_BertModule):
+    """Sum of word, absolute position and token-type embeddings, then LayerNorm and dropout."""
 
     @nn.compact
     def __call__(self, input_ids, token_type_ids, deterministic: bool):
@@ -88,11 +92,8 @@ def _dense(config: BertConfig, features: int, dtype, name: str) -> nn.Dense:
     return nn.Dense(features, dtype=dtype, kernel_init=nn.initializers.normal(config.initializer_range), name=name)
 
 
-class BertSelfAttention(nn.Module):
+class BertSelfAttention(_BertModule):
     """Multi-head scaled dot-product attention with an additive padding mask."""
-
-    config: BertConfig
-    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, mask, deterministic: bool):
@@ -111,11 +112,8 @@ class BertSelfAttention(nn.Module):
         return ctx.reshape(*ctx.shape[:2], c.hidden_size), probs
 
 
-class BertLayer(nn.Module):
+class BertLayer(_BertModule):
     """One post-LN transformer layer: LN(x + Attn(x)), then LN(y + FFN(y))."""
-
-    config: BertConfig
-    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, mask, deterministic: bool):
@@ -145,7 +143,7 @@ class BertOutput:
 jax.tree_util.register_dataclass(BertOutput, data_fields=["hidden_states", "attentions"], meta_fields=[])
 
 
-class BertEncoder(nn.Module):
+class BertEncoder(_BertModule):
     """BERT: embeddings + ``num_hidden_layers`` post-LN transformer layers (no pooler head).
 
     Call with ``input_ids`` int [B, T], ``attention_mask`` [B, T] (1 = token, 0 = padding),
@@ -153,9 +151,6 @@ class BertEncoder(nn.Module):
     exceed ``max_position_embeddings`` (truncate longer inputs before calling). Dropout is active
     only with ``deterministic=False`` and a ``"dropout"`` rng.
     """
-
-    config: BertConfig
-    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from embeddings_jax.data.features import hash_buckets
+from embeddings_jax.ops.similarity import l2_normalize
 
 LOSSES = ("softmax", "bpr", "warp")
 
@@ -143,7 +144,7 @@ class TwoTower(nn.Module):
         return total / count[..., None]
 
     def _finish(self, x):
-        return x * jax.lax.rsqrt(jnp.sum(x * x, -1, keepdims=True) + 1e-12) if self.normalize else x
+        return l2_normalize(x) if self.normalize else x
 
     def encode_users(self, rows: jax.Array, dense: jax.Array | None = None) -> jax.Array:
         """User slots ``[N, S_u]`` (+ dense ``[N, Du]``) -> embeddings ``[N, out_dim]``."""

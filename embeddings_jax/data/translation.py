@@ -1,4 +1,4 @@
-"""Sentence pairs for translation: loaders, tokenisers, vocabularies, length-bucketed batches.
+"""A parallel corpus for translation: loaders, tokenisers, vocabularies, length-bucketed batches.
 
 Data (through the registry, never a hard-coded path):
   * ``load_multi30k(split, src, tgt)``: Multi30k task 1, ``split`` in {"train", "val"},
@@ -6,6 +6,7 @@ Data (through the registry, never a hard-coded path):
   * ``load_fra_eng(split)``: Tatoeba eng-fra (the d2l ``fra-eng`` file), with a deterministic
     held-out ``"val"`` split chosen by a hash of the English sentence (so every translation of one
     English sentence falls on the same side).
+  * ``load_pairs(dataset, src, tgt)``: either corpus as (train src, train tgt, val src, val tgt).
 
 Tokenisers share one interface (``encode(text) -> list[int]``, ``decode(ids) -> str``,
 ``vocab_size``) and the same reserved ids ``<pad>=0 <bos>=1 <eos>=2 <unk>=3``:
@@ -30,7 +31,7 @@ import json
 import re
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -96,6 +97,21 @@ def load_fra_eng(split: str = "train", val_fraction: float = 0.02) -> tuple[list
         eng.append(parts[0])
         fra.append(parts[1])
     return eng, fra
+
+
+def load_pairs(
+    dataset: str, src: str, tgt: str, fra_eng_val_fraction: float = 0.02
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Raw (train_src, train_tgt, val_src, val_tgt) sentences of ``"multi30k"`` or ``"fra-eng"``."""
+    if dataset == "multi30k":
+        return (*load_multi30k("train", src, tgt), *load_multi30k("val", src, tgt))
+    if dataset == "fra-eng":
+        if (src, tgt) not in (("en", "fr"), ("fr", "en")):
+            raise ValueError(f"fra-eng pairs are en/fr, got {src}->{tgt}")
+        tr = load_fra_eng("train", fra_eng_val_fraction)
+        va = load_fra_eng("val", fra_eng_val_fraction)
+        return (tr[1], tr[0], va[1], va[0]) if src == "fr" else (*tr, *va)
+    raise ValueError(f"dataset must be 'multi30k' or 'fra-eng', got {dataset!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,15 +468,25 @@ def bucket_plan(
     return [chunks[c] for c in order]
 
 
-def bucketed_batches(
-    src: Sequence[Sequence[int]],
-    tgt: Sequence[Sequence[int]],
-    batch_size: int,
-    boundaries: Sequence[int],
-    *,
-    seed: int = 0,
-    shuffle: bool = True,
-) -> Iterator[dict]:
-    """One epoch of ``make_batch`` batches of fixed shape [batch_size, bucket] (see ``bucket_plan``)."""
-    for length, idx in bucket_plan(src, tgt, batch_size, boundaries, seed=seed, shuffle=shuffle):
-        yield make_batch([src[i] for i in idx], [tgt[i] for i in idx], length, length, batch_size)
+def bucket_batch_fn(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], batch_size: int,
+                    boundaries: Sequence[int], seed: int = 0) -> tuple[Callable[[int], dict], int]:
+    """``(batch_fn(step) -> make_batch batch, steps_per_epoch)`` for the training loop.
+
+    Epoch ``e`` is ``bucket_plan(..., seed=seed + e)``, so a step's batch depends on the step alone
+    (what a run resumed from a checkpoint needs); only the current epoch's plan is kept.
+    """
+    plans: dict[int, list] = {}
+
+    def plan(epoch):
+        if epoch not in plans:
+            plans.clear()
+            plans[epoch] = bucket_plan(src, tgt, batch_size, boundaries, seed=seed + epoch)
+        return plans[epoch]
+
+    steps_per_epoch = len(plan(0))
+
+    def batch_fn(step):
+        length, idx = plan(step // steps_per_epoch)[step % steps_per_epoch]
+        return make_batch([src[i] for i in idx], [tgt[i] for i in idx], length, length, batch_size)
+
+    return batch_fn, steps_per_epoch

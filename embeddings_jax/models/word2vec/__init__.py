@@ -1,0 +1,31 @@
+"""word2vec: the update math (:mod:`.updates`), the jitted step (:mod:`.step`) and the
+gensim-style :class:`Word2Vec` (:mod:`.model`)."""
+
+from embeddings_jax.models.word2vec.model import Word2Vec, init_params
+from embeddings_jax.models.word2vec.step import (
+    chunk_updates,
+    make_train_step,
+    random_bits_per_chunk,
+    sample_chunk,
+    sample_negatives,
+)
+from embeddings_jax.models.word2vec.updates import (
+    MAX_EXP,
+    StepConfig,
+    apply_updates,
+    updates_from_draws,
+)
+
+__all__ = [
+    "MAX_EXP",
+    "StepConfig",
+    "Word2Vec",
+    "apply_updates",
+    "chunk_updates",
+    "init_params",
+    "make_train_step",
+    "random_bits_per_chunk",
+    "sample_chunk",
+    "sample_negatives",
+    "updates_from_draws",
+]

@@ -1,0 +1,567 @@
+"""word2vec (Mikolov et al., 2013) with gensim's interface and defaults, trained by a jitted step.
+
+    >>> model = Word2Vec(sentences, vector_size=100, window=5, min_count=5, sg=1)
+    >>> model.wv.most_similar("king")
+    >>> model.save("w2v")                      # Orbax checkpoint: training can continue
+    >>> model = Word2Vec.load("w2v"); model.train(more_sentences, epochs=1)
+
+The host builds the vocabulary and one int32 array of the corpus; each step then asks the device
+to train on a few chunks of it (see :mod:`embeddings_jax.models.word2vec.step`), with the learning
+rate decaying linearly from ``alpha`` to ``min_alpha`` over all words of all epochs, as in gensim.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+import warnings
+from collections.abc import Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from embeddings_jax.data.text import LineSentence
+from embeddings_jax.data.vocab import Corpus, Vocab, build_vocab
+from embeddings_jax.models.word2vec.step import make_train_step
+from embeddings_jax.models.word2vec.updates import StepConfig
+from embeddings_jax.ops.huffman import build_huffman
+from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
+from embeddings_jax.train.atomic import atomic_directory, resolve_directory
+from embeddings_jax.train.logging import progress
+from embeddings_jax.train.sharding import make_mesh
+from embeddings_jax.vectors import KeyedVectors
+
+# Training steps per jitted call (a lax.scan): fewer Python dispatches, same updates.
+STEPS_PER_CALL = 32
+
+_HPARAMS = (
+    "vector_size", "window", "min_count", "sample", "sg", "hs", "negative", "ns_exponent",
+    "cbow_mean", "alpha", "min_alpha", "epochs", "seed", "max_vocab_size", "max_final_vocab",
+    "chunk_size", "negative_group", "chunks_per_step", "sorted_vocab", "null_word", "shrink_windows",
+)  # fmt: skip
+
+
+class Word2Vec:
+    """Skip-gram / CBOW with negative sampling and/or hierarchical softmax.
+
+    Args (gensim's names, order and defaults):
+      sentences: re-iterable token lists; with it (or ``corpus_file``) the vocabulary is built and
+        the model trained at once. corpus_file: a text file, one sentence a line (``LineSentence``).
+      vector_size: dimension ``D``. window: maximum context distance ``W``.
+      min_count, max_vocab_size, max_final_vocab, trim_rule, sorted_vocab, null_word: vocabulary
+        (see ``data.vocab.build_vocab``). sample: subsampling threshold (0 disables).
+      sg: 1 skip-gram, 0 CBOW. hs: 1 for hierarchical softmax. negative: negatives per positive
+        (0 disables). ns_exponent: exponent of the negative-sampling unigram distribution.
+      cbow_mean: 1 mean, 0 sum. alpha, min_alpha: learning rate, decayed linearly over all epochs.
+      epochs, seed. shrink_windows: gensim's dynamic windows (False: every centre sees all ``W``).
+      callbacks: gensim-style callbacks (``on_train_begin/end``, ``on_epoch_begin/end``) of the
+        training started here.
+      workers, batch_words, hashfxn, comment: accepted as in gensim; the parallelism comes from
+        ``devices`` and XLA's threads, the batching from ``chunk_size``, the initial vectors from
+        ``seed``; ``comment`` is kept.
+      compute_loss: the training loss is not computed by this engine; ``True`` is an error.
+    Args (this engine's):
+      chunk_size: corpus tokens per chunk; one chunk's updates are computed from the same
+        parameters and summed, so larger is faster but further from gensim's sequential SGD.
+        ``None`` chooses one (see ``_auto_chunk``).
+      negative_group: consecutive inputs that share one draw of ``negative`` negatives.
+      chunks_per_step: chunks per jitted step, split over ``devices`` (defaults to the device count).
+      devices: devices of the data-parallel mesh (default: all). progress: show a progress bar.
+    """
+
+    def __init__(
+        self,
+        sentences: Iterable[list[str]] | None = None,
+        corpus_file: str | os.PathLike | None = None,
+        vector_size: int = 100,
+        alpha: float = 0.025,
+        window: int = 5,
+        min_count: int = 5,
+        max_vocab_size: int | None = None,
+        sample: float = 1e-3,
+        seed: int = 1,
+        workers: int = 3,
+        min_alpha: float = 0.0001,
+        sg: int = 0,
+        hs: int = 0,
+        negative: int = 5,
+        ns_exponent: float = 0.75,
+        cbow_mean: int = 1,
+        hashfxn=hash,
+        epochs: int = 5,
+        null_word: int = 0,
+        trim_rule=None,
+        sorted_vocab: int = 1,
+        batch_words: int = 10000,
+        compute_loss: bool = False,
+        callbacks=(),
+        comment: str | None = None,
+        max_final_vocab: int | None = None,
+        shrink_windows: bool = True,
+        *,
+        chunk_size: int | None = None,
+        negative_group: int = 8,
+        chunks_per_step: int | None = None,
+        devices=None,
+        progress: bool = False,
+    ):
+        _check_hyperparameters(vector_size=vector_size, window=window, min_count=min_count, sample=sample,
+                               negative=negative, ns_exponent=ns_exponent, alpha=alpha,
+                               min_alpha=min_alpha, epochs=epochs, workers=workers, batch_words=batch_words)
+        if vector_size < 1 or window < 1 or epochs < 1 or workers < 1 or batch_words < 1:
+            raise ValueError(
+                f"vector_size, window, epochs, workers and batch_words must be >= 1 (got {vector_size}, "
+                f"{window}, {epochs}, {workers}, {batch_words})"
+            )
+        if negative < 0 or (not hs and negative == 0):
+            raise ValueError(
+                "use negative sampling (negative > 0), hierarchical softmax (hs=1) or both"
+            )
+        if not 0 < alpha or min_alpha < 0:
+            raise ValueError(f"alpha must be > 0 and min_alpha >= 0 (got {alpha}, {min_alpha})")
+        if chunk_size is not None and (chunk_size < 2 * window + 1 or chunk_size % negative_group):
+            raise ValueError(
+                f"chunk_size ({chunk_size}) must exceed 2 * window + 1 and be a multiple of "
+                f"negative_group ({negative_group})"
+            )
+        _refuse_loss(compute_loss)
+        self.vector_size, self.window, self.min_count, self.sample = vector_size, window, min_count, sample
+        self.sg, self.hs, self.negative, self.ns_exponent = int(sg), int(hs), negative, ns_exponent
+        self.cbow_mean, self.alpha, self.min_alpha = int(cbow_mean), alpha, min_alpha
+        self.epochs, self.seed = epochs, seed
+        self.max_vocab_size, self.max_final_vocab = max_vocab_size, max_final_vocab
+        self.trim_rule, self.sorted_vocab, self.null_word = trim_rule, int(sorted_vocab), int(null_word)
+        self.shrink_windows = bool(shrink_windows)
+        self.workers, self.batch_words, self.hashfxn, self.comment = workers, batch_words, hashfxn, comment
+        self.compute_loss, self.callbacks = False, tuple(callbacks)
+        self._chunk_size_arg, self.chunk_size, self.negative_group = chunk_size, chunk_size, negative_group
+        self.mesh = make_mesh(devices)
+        n_dev = self.mesh.size
+        self.chunks_per_step = chunks_per_step or n_dev
+        if self.chunks_per_step % n_dev:
+            raise ValueError(
+                f"chunks_per_step={self.chunks_per_step} must divide over {n_dev} devices"
+            )
+        self.progress = progress
+        self.vocab: Vocab | None = None
+        self.params: dict | None = None
+        self.epochs_trained = 0
+        self.corpus_count = self.corpus_total_words = 0
+        self.train_seconds = 0.0
+        self.words_per_second = 0.0
+        if sentences is not None or corpus_file is not None:
+            corpus = _corpus(sentences, corpus_file)
+            self.build_vocab(corpus, trim_rule=trim_rule)
+            self.train(corpus, total_examples=self.corpus_count, epochs=epochs, callbacks=self.callbacks)
+
+    # ---------------------------------------------------------------- vocabulary and tables
+    def build_vocab(self, corpus_iterable: Iterable[list[str]] | None = None,
+                    corpus_file: str | os.PathLike | None = None, update: bool = False,
+                    progress_per: int = 10000, keep_raw_vocab: bool = False, trim_rule=None) -> Word2Vec:
+        """Counts words, prunes them, and (re)builds the sampling tables (gensim's signature).
+
+        ``update=True`` grows a trained model's vocabulary: known words add their new counts, new
+        words that pass ``min_count`` are appended with fresh input vectors, and every trained row is
+        kept. ``progress_per`` and ``keep_raw_vocab`` are gensim's logging and memory knobs.
+        """
+        corpus = _corpus(corpus_iterable, corpus_file)
+        rule = trim_rule if trim_rule is not None else self.trim_rule
+        if update:
+            return self._grow_vocab(corpus, rule)
+        self.vocab = build_vocab(corpus, self.min_count, self.max_vocab_size, self.max_final_vocab,
+                                 trim_rule=rule, sorted_vocab=bool(self.sorted_vocab),
+                                 null_word=bool(self.null_word))
+        self.corpus_count, self.corpus_total_words = self.vocab.num_sentences, self.vocab.raw_words
+        self._make_tables()
+        self.reset_params()
+        return self
+
+    def _grow_vocab(self, corpus, rule) -> Word2Vec:
+        if self.vocab is None or self.params is None:
+            raise ValueError("build_vocab(update=True) grows an existing vocabulary: call build_vocab() "
+                             "(and train) first")
+        trained = self.params["syn0"].shape[1]
+        if trained != self.vector_size:
+            raise ValueError(f"build_vocab(update=True): vector_size is {self.vector_size} but the trained "
+                             f"vectors have {trained} dimensions; keep vector_size={trained} or train a new model")
+        new = build_vocab(corpus, 1, self.max_vocab_size, trim_rule=None)
+        counts = self.vocab.counts.copy()
+        added = []
+        for word, count in zip(new.words, new.counts.tolist()):
+            if word in self.vocab:
+                counts[self.vocab.index[word]] += count
+            else:
+                r = 0 if rule is None else rule(word, count, self.min_count)
+                if r == 2 or (r == 0 and count >= self.min_count):
+                    added.append((word, count))
+        old = len(self.vocab)
+        self.vocab = Vocab(self.vocab.words + [w for w, _ in added],
+                           np.concatenate([counts, np.array([c for _, c in added], np.int64)]),
+                           self.vocab.raw_words + new.raw_words, self.vocab.num_sentences + new.num_sentences)
+        self.corpus_count, self.corpus_total_words = new.num_sentences, new.raw_words
+        self._make_tables()
+        self.params = _grown_params(self.params, len(self.vocab), self.seed + old, self.mesh)
+        self._wv = None
+        return self
+
+    def reset_params(self):
+        """Fresh random input vectors and zero output vectors (vocabulary and tables kept)."""
+        self.params = None  # free the old tables first
+        self.params = init_params(
+            self.seed, len(self.vocab), self.vector_size, bool(self.negative),
+            bool(self.hs), self.mesh,
+        )  # fmt: skip
+        self.epochs_trained = 0
+        self._wv = None
+
+    def _make_tables(self):
+        counts = self.vocab.counts
+        tables = {"keep": keep_probabilities(counts, self.sample).astype(np.float32)}
+        self.chunk_size = self._chunk_size_arg or self._auto_chunk(tables["keep"], counts)
+        if self.negative:
+            tables["accept"], tables["alias"] = build_alias_table(
+                unigram_weights(counts, self.ns_exponent)
+            )
+        if self.hs:
+            tree = build_huffman(counts)
+            tables.update(codes=tree.codes, points=tree.points, lengths=tree.lengths)
+        self.tables = _replicate(tables, self.mesh)
+        cfg = StepConfig(
+            bool(self.sg),
+            bool(self.hs),
+            self.negative,
+            self.window,
+            bool(self.cbow_mean),
+            self.chunk_size,
+            self.negative_group,
+            self._capacity(tables["keep"], counts),
+            shrink_windows=self.shrink_windows,
+        )
+        self._step = make_train_step(cfg, self.mesh)
+
+    def _auto_chunk(self, keep: np.ndarray, counts: np.ndarray) -> int:
+        """Chunk size bounding how often one word's updates pile up in a single step.
+
+        Updates inside a chunk are computed from the same parameters and summed; a word present
+        ``n`` times gets ``n`` unsaturated updates at once where sequential SGD would see each
+        one react to the last. The chunk is the largest power of two (256..16384) in which the
+        most frequent surviving word is expected at most once (skip-gram, whose every occurrence
+        is the input and output of up to ``2W`` pairs) or 4 times (CBOW: one example per
+        occurrence).
+        """
+        max_repeats = 1 if self.sg else 4
+        share = float((keep * counts).max() / counts.sum())  # kept occurrences per corpus token
+        c = 16384
+        while c > 256 and c * share > max_repeats:
+            c //= 2
+        c //= self.chunks_per_step  # all chunks of a step are summed together
+        c = max(c, 2 * self.window + 2, 64)
+        return -(-c // self.negative_group) * self.negative_group
+
+    def _capacity(self, keep: np.ndarray, counts: np.ndarray) -> int:
+        """Compacted tokens per chunk: the expected survivors of subsampling + a wide margin.
+
+        A chunk keeps ``C * p`` tokens on average (``p`` = corpus keep rate); the buffer holds
+        ``1.25 C p + 8 sqrt(C)`` (binomial s.d. is ``<= sqrt(C) / 2``), rounded up to a multiple of
+        ``negative_group``, so overflow (counted in the training stats) is practically never hit
+        while padding work stays small.
+        """
+        p = float((keep * counts).sum() / counts.sum())
+        cap = int(1.25 * self.chunk_size * p + 8 * np.sqrt(self.chunk_size))
+        cap = -(-cap // self.negative_group) * self.negative_group
+        return min(cap, self.chunk_size)
+
+    # ---------------------------------------------------------------- training
+    def encode(self, sentences: Iterable[list[str]]) -> Corpus:
+        if self.vocab is None:
+            raise ValueError("call build_vocab(sentences) before encoding or training")
+        return self.vocab.encode(sentences)
+
+    def train(self, corpus_iterable: Iterable[list[str]] | Corpus | None = None,
+              corpus_file: str | os.PathLike | None = None, total_examples: int | None = None,
+              total_words: int | None = None, epochs: int | None = None, start_alpha: float | None = None,
+              end_alpha: float | None = None, word_count: int = 0, queue_factor: int = 2,
+              report_delay: float = 1.0, compute_loss: bool = False, callbacks=()) -> dict:
+        """Trains ``epochs`` passes (default ``self.epochs``) over a corpus (gensim's signature).
+
+        The corpus is ``corpus_iterable`` (re-iterable token lists, or an encoded ``Corpus``) or
+        ``corpus_file``. The learning rate goes linearly from ``start_alpha`` (default ``alpha``) to
+        ``end_alpha`` (default ``min_alpha``) over all words of all epochs, counted exactly, so
+        ``total_examples``/``total_words`` are optional; given, they are checked against the corpus.
+        ``callbacks`` get ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end`` and
+        ``on_train_end`` with the model. ``word_count``, ``queue_factor`` and ``report_delay`` are
+        gensim's thread-queue and logging knobs. Returns gensim's ``(trained words, raw words)``:
+        the words kept by subsampling and all words read, over all epochs. ``last_train_stats`` holds
+        the counts, ``last_train_timing`` the timings (raw words/second excludes vocabulary building). A corpus without one word of the
+        vocabulary trains nothing, with a warning, as in gensim.
+        """
+        if self.vocab is None:
+            raise ValueError("call build_vocab(sentences) before train()")
+        _refuse_loss(compute_loss)
+        source = corpus_iterable if isinstance(corpus_iterable, Corpus) else _corpus(corpus_iterable, corpus_file)
+        corpus = source if isinstance(source, Corpus) else self.encode(source)
+        _check_totals(corpus, total_examples, total_words)
+        epochs = self.epochs if epochs is None else epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        callbacks = tuple(callbacks)
+        a0 = self.alpha if start_alpha is None else start_alpha
+        a1 = self.min_alpha if end_alpha is None else end_alpha
+        if len(corpus) == 0:
+            warnings.warn("the corpus has no word of the vocabulary: nothing to train (build_vocab("
+                          "..., update=True) adds new words)", stacklevel=2)
+            self.last_train_stats = {"kept_words": 0, "trained_examples": 0, "dropped_overflow_words": 0}
+            self.last_train_timing = {"seconds": 0.0, "raw_words": corpus.raw_words * epochs,
+                                      "words_per_second": 0.0, "effective_words": 0}
+            return 0, corpus.raw_words * epochs
+        if len(corpus) <= self.window:
+            raise ValueError(
+                f"the corpus has {len(corpus)} in-vocabulary words, not more than window="
+                f"{self.window}; use a larger corpus or a smaller window"
+            )
+        if np.bincount(corpus.sentence_ids).max() < 2:
+            raise ValueError(
+                "every sentence has fewer than 2 in-vocabulary words, so no word has a context; "
+                "the corpus is smaller than one window"
+            )
+        c, g = self.chunk_size, self.chunks_per_step
+        n_chunks = -(-len(corpus) // c)
+        n_steps = -(-n_chunks // g)
+        per_call = min(STEPS_PER_CALL, n_steps)
+        n_calls = -(-n_steps // per_call)
+        # Padding tokens get sentence id -1 and never train; the last chunk is all padding, and the
+        # steps that fill up the last call train on it (with learning rate 0).
+        pad = (n_steps * g + 1) * c - len(corpus)
+        ids = np.concatenate([corpus.ids, np.zeros(pad, np.int32)])
+        sids = np.concatenate([corpus.sentence_ids, np.full(pad, -1, np.int32)])
+        empty_chunk = n_steps * g
+        dev_ids, dev_sids = _replicate((ids, sids), self.mesh)
+        key = jax.random.key(self.seed)
+        total = epochs * n_steps * g
+        stats = jnp.zeros(3)
+        _notify(callbacks, "on_train_begin", self)
+        bar = progress(total=epochs * n_calls, desc="word2vec") if self.progress else None
+        t0 = time.perf_counter()
+        for e in range(epochs):
+            _notify(callbacks, "on_epoch_begin", self)
+            # Keyed by the global epoch, so save -> load -> train continues the same stream.
+            ekey = jax.random.fold_in(key, self.epochs_trained)
+            chunk_index = np.full(n_calls * per_call * g, empty_chunk, np.int32)
+            chunk_index[: n_steps * g] = np.arange(n_steps * g)
+            done = (e * n_steps * g + chunk_index).astype(np.float32) / total
+            alpha = np.where(chunk_index < empty_chunk, a0 - (a0 - a1) * done, 0).astype(np.float32)
+            chunk_index, alpha = (a.reshape(n_calls, per_call, g) for a in (chunk_index, alpha))
+            for s in range(n_calls):
+                self.params, st = self._step(
+                    self.params, self.tables, dev_ids, dev_sids, chunk_index[s], alpha[s], ekey
+                )
+                stats = stats + st  # stays on device (no host sync per step)
+                if bar is not None:
+                    bar.update(1)
+            self.epochs_trained += 1
+            self._wv = None
+            if bar is not None:  # one sync per epoch, for an honest rate
+                jax.block_until_ready(self.params)
+                rate = corpus.raw_words * (e + 1) / (time.perf_counter() - t0)
+                bar.set_postfix(epoch=f"{e + 1}/{epochs}", words_per_s=f"{rate:,.0f}")
+            _notify(callbacks, "on_epoch_end", self)
+        jax.block_until_ready(self.params)
+        seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        self.train_seconds = seconds
+        self.words_per_second = corpus.raw_words * epochs / seconds
+        self._wv = None
+        stats = np.asarray(stats)
+        self.last_train_stats = {
+            "kept_words": int(stats[0]), "trained_examples": int(stats[1]),
+            "dropped_overflow_words": int(stats[2]),
+        }  # fmt: skip
+        self.last_train_timing = {
+            "seconds": seconds,
+            "raw_words": corpus.raw_words * epochs,
+            "words_per_second": self.words_per_second,
+            "effective_words": len(corpus) * epochs,
+        }
+        _notify(callbacks, "on_train_end", self)
+        return self.last_train_stats["kept_words"], corpus.raw_words * epochs
+
+    def get_latest_training_loss(self) -> float:
+        """gensim's running loss; this engine does not compute the loss (``compute_loss``)."""
+        _refuse_loss(True)
+
+    # ---------------------------------------------------------------- vectors
+    @property
+    def wv(self) -> KeyedVectors:
+        """Trained input vectors as :class:`KeyedVectors` (rebuilt lazily after training)."""
+        if self.params is None:
+            raise ValueError("the model has no vocabulary yet; call build_vocab() and train()")
+        if getattr(self, "_wv", None) is None:
+            self._wv = KeyedVectors(
+                self.vocab.words, np.asarray(self.params["syn0"]), counts=self.vocab.counts
+            )
+        return self._wv
+
+    # ---------------------------------------------------------------- persistence
+    def hparams(self) -> dict:
+        return {k: getattr(self, k) for k in _HPARAMS}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Saves hyper-parameters, vocabulary and all tables (Orbax) so training can continue.
+
+        Atomic: the model is written into a temporary sibling directory that then takes the place of
+        ``path``, so a save killed at any moment leaves the previous model or the new one, whole."""
+        import orbax.checkpoint as ocp
+
+        if self.vocab is None or self.params is None:
+            raise ValueError("nothing to save: call build_vocab() and train() first")
+        path = pathlib.Path(path).absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "hparams": self.hparams(),
+            "epochs_trained": self.epochs_trained,
+            "vocab": {
+                "words": self.vocab.words,
+                "counts": self.vocab.counts.tolist(),
+                "raw_words": self.vocab.raw_words,
+                "num_sentences": self.vocab.num_sentences,
+            },
+        }
+        params = jax.tree.map(np.asarray, self.params)
+        with atomic_directory(path) as tmp:
+            (tmp / "word2vec.json").write_text(json.dumps(meta))
+            with ocp.StandardCheckpointer() as ckptr:
+                ckptr.save(tmp / "params", params)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, devices=None) -> Word2Vec:
+        """Restores a model written by :meth:`save` (on any devices)."""
+        import orbax.checkpoint as ocp
+
+        path = resolve_directory(pathlib.Path(path).absolute())
+        meta_file = path / "word2vec.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{path} is not a saved Word2Vec model (no word2vec.json)")
+        meta = json.loads(meta_file.read_text())
+        if devices is None:  # as many devices as the saved chunks_per_step can be split over
+            import math
+
+            n = math.gcd(meta["hparams"]["chunks_per_step"], jax.device_count())
+            devices = jax.devices()[:n]
+        model = cls(devices=devices, **meta["hparams"])
+        voc = meta["vocab"]
+        model.vocab = Vocab(
+            voc["words"], np.asarray(voc["counts"]), voc["raw_words"], voc["num_sentences"]
+        )
+        model._make_tables()
+        model.reset_params()
+        target = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), model.params
+        )
+        with ocp.StandardCheckpointer() as ckptr:
+            model.params = ckptr.restore(path / "params", target)
+        model.epochs_trained = meta["epochs_trained"]
+        return model
+
+
+def _check_hyperparameters(**values) -> None:
+    """Integers where gensim takes integers, finite non-negative numbers elsewhere: a NaN or
+    infinite learning rate would otherwise train to NaN vectors without a word."""
+    for name in ("vector_size", "window", "min_count", "negative", "epochs", "workers", "batch_words"):
+        v = values[name]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {v!r}")
+    for name in ("sample", "ns_exponent", "alpha", "min_alpha"):
+        v = values[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a finite number, got {v!r}")
+        if not np.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0, got {v!r}")
+
+
+def _corpus(corpus_iterable, corpus_file):
+    """The one corpus of a gensim call: re-iterable token lists, or a ``LineSentence`` of a file."""
+    if (corpus_iterable is None) == (corpus_file is None):
+        raise ValueError("give exactly one of corpus_iterable (token lists) and corpus_file (a path)")
+    if corpus_file is not None:
+        return LineSentence(corpus_file)
+    if isinstance(corpus_iterable, (str, bytes, os.PathLike)):
+        raise TypeError("sentences must be an iterable of token lists, not a string or path; "
+                        "pass a file as corpus_file=")
+    if iter(corpus_iterable) is corpus_iterable:
+        raise TypeError("the corpus is read twice (vocabulary, then training), so it cannot be a "
+                        "one-shot iterator or generator; pass a list, a LineSentence or corpus_file=")
+    return corpus_iterable
+
+
+def _check_totals(corpus: Corpus, total_examples, total_words) -> None:
+    """gensim needs these to schedule the learning rate; here they are counted, and a given value
+    that disagrees with the corpus is reported rather than silently obeyed or ignored."""
+    actual = {"total_examples": corpus.num_sentences, "total_words": corpus.raw_words}
+    for name, given in (("total_examples", total_examples), ("total_words", total_words)):
+        if given is not None and int(given) != actual[name]:
+            warnings.warn(f"{name}={given} but the corpus has {actual[name]}; the learning rate is "
+                          "scheduled over the counted corpus", stacklevel=3)
+
+
+def _notify(callbacks, event: str, model) -> None:
+    for callback in callbacks:
+        hook = getattr(callback, event, None)
+        if hook is not None:
+            hook(model)
+
+
+def _refuse_loss(compute_loss) -> None:
+    if compute_loss:
+        raise ValueError("compute_loss=True: this engine does not compute the training loss yet "
+                         "(gensim's get_latest_training_loss); leave compute_loss=False")
+
+
+def _grown_params(params: dict, v: int, seed: int, mesh: Mesh) -> dict:
+    """``params`` extended to ``v`` words: trained rows kept, new input rows drawn as in
+    ``init_params`` (from ``seed``), new output rows zero."""
+    out = {}
+    for name, table in params.items():
+        old = np.asarray(table)
+        rows = (v if name != "syn1" else max(v - 1, 1)) - old.shape[0]
+        if name == "syn0":
+            extra = (np.random.default_rng(seed).random((rows, old.shape[1]), dtype=np.float32) * 2 - 1) / old.shape[1]
+        else:
+            extra = np.zeros((rows, old.shape[1]), np.float32)
+        out[name] = jax.device_put(np.concatenate([old, extra.astype(np.float32)]), NamedSharding(mesh, P()))
+    return out
+
+
+def _replicate(tree, mesh: Mesh):
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh) -> dict:
+    """Tables replicated on ``mesh``: input vectors ~ U[-1/D, 1/D], output vectors zero.
+
+    This is gensim 4's initialisation (twice the range of the original C tool's U[-0.5/D, 0.5/D]);
+    the scale matters because output vectors start at zero, so their first updates are
+    proportional to the input vectors. Drawn in place on the host, so a 1M x D table costs one
+    copy, not the several intermediates of an on-device PRNG."""
+    syn0 = np.random.default_rng(seed).random((v, d), dtype=np.float32)
+    syn0 *= 2.0
+    syn0 -= 1.0
+    syn0 /= d
+    sharding = NamedSharding(mesh, P())
+    params = {"syn0": jax.block_until_ready(jax.device_put(syn0, sharding))}
+    del syn0
+    zeros = jax.jit(
+        lambda n: jnp.zeros((n, d), jnp.float32), static_argnums=0, out_shardings=sharding
+    )
+    if negative:
+        params["syn1neg"] = zeros(v)
+    if hs:
+        params["syn1"] = zeros(max(v - 1, 1))
+    return params

@@ -1,0 +1,54 @@
+"""Where a run happened: git commit and hardware, recorded beside every result and benchmark."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import platform
+import subprocess
+
+import jax
+
+
+def git_sha(path: str | os.PathLike | None = None) -> str:
+    """Short commit of the checkout holding ``path`` (default: this package), or ``"unknown"``."""
+    cwd = pathlib.Path(path) if path is not None else pathlib.Path(__file__).resolve().parent
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=cwd).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cpuinfo() -> dict[str, str]:
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    first = text.split("\n\n", 1)[0]
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
+
+
+def cpu_model() -> str:
+    """The host CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def isa() -> str:
+    """The widest SIMD instruction set the host CPU offers (``avx512``, ``avx2``, ``sse4_2``, ``sve``,
+    ``neon`` or the machine name), and the cap XLA was asked for (``XLA_FLAGS=--xla_cpu_max_isa=``)."""
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    widest = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("sse4_2", "sse4_2"),
+                                           ("sve", "sve"), ("neon", "asimd")) if flag in flags),
+                  platform.machine())
+    cap = [f.split("=", 1)[1] for f in os.environ.get("XLA_FLAGS", "").split() if f.startswith("--xla_cpu_max_isa=")]
+    return widest + (f" (XLA capped at {cap[-1]})" if cap else "")
+
+
+def hardware() -> str:
+    """``"<n> x <device kind> (<platform>), <cores> CPU cores, <machine>"``."""
+    dev = jax.devices()[0]
+    cores = len(os.sched_getaffinity(0))
+    return (f"{jax.device_count()} x {dev.device_kind} ({dev.platform}), {cores} CPU cores, "
+            f"{platform.machine()}")
