@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 
+from embeddings_jax.train.atomic import atomic_write
 from embeddings_jax.train.environment import cpu_model, git_sha, isa
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
@@ -69,5 +70,6 @@ def write_result(
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}-{device}.json"
-    path.write_text(json.dumps(record, indent=2, sort_keys=False, default=float) + "\n")
+    with atomic_write(path) as f:
+        f.write(json.dumps(record, indent=2, sort_keys=False, default=float) + "\n")
     return path

@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from embeddings_jax.train.atomic import atomic_write
+
 K = 10
 
 
@@ -362,7 +364,8 @@ def main(argv=None):
     command = " ".join(["nice -n 5 python -m benchmarks.search_vs_faiss", *(argv if argv is not None else sys.argv[1:])])
     path = common.write_result(args.name, config=config, metrics=metrics, peers=peers, command=command)
     raw = path.with_name(f"{args.name}-{common.device_name()}-curves.json")
-    raw.write_text(json.dumps(all_results, indent=1) + "\n")
+    with atomic_write(raw) as f:
+        f.write(json.dumps(all_results, indent=1) + "\n")
     png = path.with_name(f"{args.name}-{common.device_name()}.png")
     plot(all_results, png)
     print(f"wrote {path}, {raw} and {png}")

@@ -18,7 +18,6 @@ import pkgutil
 import sys
 import time
 
-import jax
 import ml_collections
 from absl import flags
 from ml_collections import config_flags
@@ -121,10 +120,11 @@ def _config_argv(name: str, argv: list[str]) -> tuple[list[str], str | None, boo
     return [f"--config={config_value}", *rest], workdir, switches
 
 
-def _flatten(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, object]:
+def _flatten(config, prefix: str = "") -> dict[str, object]:
+    """A nested config (``ConfigDict``, or its JSON dict) as ``{"a.b": leaf}``."""
     out = {}
     for key, value in config.items():
-        if isinstance(value, ml_collections.ConfigDict):
+        if isinstance(value, (ml_collections.ConfigDict, dict)):
             out.update(_flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
@@ -167,7 +167,10 @@ def config_help(name: str, config: ml_collections.ConfigDict) -> str:
 
 def claim_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, overwrite: bool) -> None:
     """Makes ``workdir`` this config's: refuses one that holds another config's run, or with
-    ``overwrite`` moves that run into ``workdir/previous-<time>/`` (nothing is deleted)."""
+    ``overwrite`` moves that run into ``workdir/previous-<time>/`` (nothing is deleted). Under
+    ``jax.distributed`` only process 0 moves or writes files."""
+    import jax  # here, so that listing experiments stays fast
+
     if workdir.exists() and not workdir.is_dir():
         raise SystemExit(f"--workdir {workdir} is a file, not a directory")
     saved = workdir / "config.json"
@@ -179,19 +182,20 @@ def claim_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, over
             old = None
         if old != new:
             if not overwrite:
-                changed = sorted(k for k in set(_flat_json(old)) | set(_flat_json(new))
-                                 if _flat_json(old).get(k) != _flat_json(new).get(k))
+                before, after = _flatten(old) if isinstance(old, dict) else {}, _flatten(new)
+                changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
                 raise SystemExit(
                     f"{workdir} holds a run with another config (differing keys: "
                     f"{', '.join(changed[:8]) or 'unreadable config.json'}). Nothing was changed. Use "
                     "another --workdir, or add --overwrite to move the old run into "
                     f"{workdir}/previous-<time>/ and start afresh.")
-            aside = workdir / f"previous-{time.strftime('%Y%m%d-%H%M%S')}"
-            aside.mkdir()
-            for entry in list(workdir.iterdir()):
-                if not entry.name.startswith("previous-"):
-                    entry.rename(aside / entry.name)
-            print(f"moved the previous run of {workdir} into {aside}", file=sys.stderr)
+            if jax.process_index() == 0:
+                aside = workdir / f"previous-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}"
+                aside.mkdir()
+                for entry in list(workdir.iterdir()):
+                    if not entry.name.startswith("previous-"):
+                        entry.rename(aside / entry.name)
+                print(f"moved the previous run of {workdir} into {aside}", file=sys.stderr)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         if jax.process_index() == 0:
@@ -199,15 +203,6 @@ def claim_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, over
                 f.write(json.dumps(new, indent=2) + "\n")
     except OSError as e:
         raise SystemExit(f"cannot write to --workdir {workdir}: {e}") from e
-
-
-def _flat_json(tree, prefix: str = "") -> dict:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree} if prefix else {}
-    out = {}
-    for key, value in tree.items():
-        out.update(_flat_json(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

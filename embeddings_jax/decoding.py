@@ -69,7 +69,8 @@ def _check_token_ids(init_cache: PyTree, tokens_to_logits: TokensToLogits, **ids
 
 def _raise_on_nan(nan_seen: jax.Array) -> None:
     """Called eagerly, a search whose model gave NaN (or +inf) logits is an error; under ``jit`` the
-    flag is a tracer and the caller checks its outputs (``seq2seq.translate`` does)."""
+    flag is a tracer, the scores come back NaN (``_nan_if``) and the caller checks them
+    (``seq2seq.translate`` does)."""
     try:
         bad = bool(nan_seen)
     except jax.errors.TracerBoolConversionError:
@@ -77,6 +78,11 @@ def _raise_on_nan(nan_seen: jax.Array) -> None:
     if bad:
         raise ValueError("tokens_to_logits returned NaN or +inf logits (diverged or NaN parameters?); "
                          "the decoded sequences would be meaningless")
+
+
+def _nan_if(nan_seen: jax.Array, scores: jax.Array) -> jax.Array:
+    """NaN scores for a search that saw NaN logits (beam search would otherwise report -1e9)."""
+    return jnp.where(nan_seen, jnp.nan, scores)
 
 
 def _batch_size(cache: PyTree) -> int:
@@ -130,7 +136,7 @@ def greedy_search(init_cache: PyTree, tokens_to_logits: TokensToLogits, *, eos_i
     )
     _, _, seqs, _, logp, _, nan_seen = jax.lax.while_loop(cond, body, init)
     _raise_on_nan(nan_seen)
-    return seqs, logp
+    return seqs, _nan_if(nan_seen, logp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +260,7 @@ def beam_search(init_cache: PyTree, tokens_to_logits: TokensToLogits, beam_size:
     )
     out = jax.lax.while_loop(cond, body, init)
     _raise_on_nan(out.nan_seen)
-    return out.finished_seqs, out.finished_scores
+    return out.finished_seqs, _nan_if(out.nan_seen, out.finished_scores)
 
 
 # ---------------------------------------------------------------------------------------------

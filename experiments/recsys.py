@@ -190,11 +190,12 @@ def _serving(emb: dict, main: str, seen, rank, test_r: R.Ratings, c) -> dict:
     via_flat = rec.serve_top_k_unseen(FlatIndex(items.shape[1], "ip"), items, users, seen, K)
     ivf = IVFIndex(items.shape[1], "ip", nlist=c.ivf_nlist, nprobe=c.ivf_nprobe)
     via_ivf = rec.serve_top_k_unseen(ivf, items, users, seen, K)
-    flat = rec.agreement(via_flat, rank(emb[main]))
+    brute_force = rank(emb[main])
+    flat = rec.agreement(via_flat, brute_force)
     out = {"model": main, "flat_same_top10_fraction": flat["same_list_fraction"],
            "flat_same_top10_set_fraction": flat["same_set_fraction"],
            "ivf_nlist": c.ivf_nlist, "ivf_nprobe": c.ivf_nprobe,
-           "ivf_recall_at_10_vs_brute_force": rec.agreement(via_ivf, rank(emb[main]))["recall"],
+           "ivf_recall_at_10_vs_brute_force": rec.agreement(via_ivf, brute_force)["recall"],
            "ivf_metrics": rec.topk_metrics(via_ivf, test_r)}
     if "ensemble" in emb:
         users, items = emb["ensemble"]

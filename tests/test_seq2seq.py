@@ -201,8 +201,9 @@ def test_translate_text_handles_bad_input(trained_reverser):
     with pytest.raises(TypeError, match="list of sentences"):
         S.translate(m, params, "w5 w6", tok, tok)
     broken = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params)
-    with pytest.raises(ValueError, match="non-finite log-probabilities"):
-        S.translate(m, broken, ["w5 w6"], tok, tok, max_src_len=8, max_len=8, batch_size=8)
+    for beam in (0, 2):  # jitted: greedy and beam search both hand back NaN scores
+        with pytest.raises(ValueError, match="non-finite log-probabilities"):
+            S.translate(m, broken, ["w5 w6"], tok, tok, beam_size=beam, max_src_len=8, max_len=8, batch_size=8)
 
 
 def test_runlocal_experiment(tmp_path, shared_data):

@@ -75,6 +75,8 @@ def pair_sampler(image_ids: np.ndarray, batch_size: int, seed: int):
     """
     groups = [np.flatnonzero(image_ids == g) for g in range(int(image_ids.max()) + 1)]
     per_epoch = len(groups) // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"batch_size={batch_size} needs at least that many images; there are {len(groups)}")
 
     def pairs(step: int) -> np.ndarray:
         epoch, i = divmod(step, per_epoch)

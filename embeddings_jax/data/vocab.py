@@ -89,20 +89,37 @@ def count_words(
             )
         raw += len(sentence)
         for w in sentence:
-            if not isinstance(w, str):
-                raise TypeError(
-                    f"sentence {n} holds a token of type {type(w).__name__} ({w!r}); tokens must be "
-                    "strings (convert them, e.g. [str(t) for t in sentence])"
-                )
             counts[w] = counts.get(w, 0) + 1
         if max_vocab_size and len(counts) > max_vocab_size:
+            _check_tokens(counts)  # before pruning can drop the offending key
             counts = {w: c for w, c in counts.items() if c > min_reduce}
             min_reduce += 1
+    _check_tokens(counts)
     return counts, raw, n
+
+
+def _check_tokens(counts: dict) -> None:
+    """Every distinct token a string: checked on the V keys, not on each of the N tokens."""
+    bad = [w for w in counts if not isinstance(w, str)][:1]  # a list: the bad token may be None
+    if bad:
+        bad = bad[0]
+        raise TypeError(
+            f"the corpus holds a token of type {type(bad).__name__} ({bad!r}); tokens must be strings "
+            "(convert them, e.g. [str(t) for t in sentence])"
+        )
 
 
 # Answers of a gensim ``trim_rule(word, count, min_count)`` (``gensim.utils.RULE_*``).
 RULE_DEFAULT, RULE_DISCARD, RULE_KEEP = 0, 1, 2
+
+
+def keeps_word(word: str, count: int, min_count: int, trim_rule=None) -> bool:
+    """Whether a word stays in the vocabulary: ``trim_rule``'s answer, else ``count >= min_count``."""
+    rule = RULE_DEFAULT if trim_rule is None else trim_rule(word, count, min_count)
+    if rule not in (RULE_DEFAULT, RULE_DISCARD, RULE_KEEP):
+        raise ValueError(f"trim_rule returned {rule!r} for {word!r}; it must return 0 (default), "
+                         "1 (discard) or 2 (keep)")
+    return rule == RULE_KEEP or (rule == RULE_DEFAULT and count >= min_count)
 
 
 def build_vocab(
@@ -135,15 +152,8 @@ def build_vocab(
     if max_final_vocab is not None and len(ordered) > max_final_vocab:
         # gensim: raise min_count just above the count of the first word that does not fit.
         min_count = max(min_count, ordered[max_final_vocab][1] + 1)
-
-    def keep(word: str, count: int) -> bool:
-        rule = RULE_DEFAULT if trim_rule is None else trim_rule(word, count, min_count)
-        if rule not in (RULE_DEFAULT, RULE_DISCARD, RULE_KEEP):
-            raise ValueError(f"trim_rule returned {rule!r} for {word!r}; it must return 0 (default), "
-                             "1 (discard) or 2 (keep)")
-        return rule == RULE_KEEP or (rule == RULE_DEFAULT and count >= min_count)
-
-    kept = [(w, c) for w, c in (ordered if sorted_vocab else counts.items()) if keep(w, c)]
+    kept = [(w, c) for w, c in (ordered if sorted_vocab else counts.items())
+            if keeps_word(w, c, min_count, trim_rule)]
     if null_word:
         kept.append(("\0", 1))
     if not kept:

@@ -100,7 +100,7 @@ class PQIndex(_CodeIndex):
         q = self._unit_if_cosine(q)
         blocks, n = self._blocks()
         metric = self.kernel_metric
-        lut = np.asarray(quantize.pq_lut(jnp.asarray(q), jnp.asarray(self.codebooks), metric)).swapaxes(0, 1)
+        lut = np.asarray(jnp.swapaxes(quantize.pq_lut(jnp.asarray(q), jnp.asarray(self.codebooks), metric), 0, 1))
         scores, pos = topk.search_blocks(adc_score, (lut,), blocks, n, k, query_batch=self.query_batch,
                                          mesh=self.mesh, approx=self.approx)
         q_sq = np.sum(q * q, axis=1)

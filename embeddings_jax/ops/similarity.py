@@ -20,15 +20,17 @@ _EPS = 1e-12
 
 
 def l2_normalize(x, axis: int = -1, eps: float = 1e-12):
-    """Rows scaled to unit L2 norm; a row of norm below ``eps`` is divided by ``eps`` (zero stays zero).
+    """Rows scaled to unit L2 norm; zero rows stay zero.
 
-    A numpy array gives a numpy array (host code: indexes, vector files); anything else is computed
-    with ``jax.numpy`` and may be traced.
+    A numpy array gives a numpy array (host code: indexes, vector files): its norm is floored at
+    ``eps``. Anything else is computed with ``jax.numpy`` and may be traced: there the squared norm is
+    floored at ``eps``, which bounds the gradient through a near-zero row (the losses' and towers'
+    long-standing behaviour).
     """
     if isinstance(x, np.ndarray):
         return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), eps)
     x = jnp.asarray(x)
-    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps * eps))
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps))
 
 
 def full_precision():

@@ -8,6 +8,7 @@ import pathlib
 
 import numpy as np
 
+from embeddings_jax.train.atomic import atomic_write
 from experiments.common import RESULTS_DIR, git_sha, hardware, publish, write_results
 from experiments.reports.plots import save_figure
 
@@ -37,7 +38,8 @@ def write(run_info: dict, result: dict, attention, workdir, *, to_results: bool)
     ``models.seq2seq.attention_map``), ``seq2seq_attention_<tag>.png``; with ``to_results`` merges
     the run into the results."""
     text = json.dumps(run_info, indent=2, ensure_ascii=False) + "\n"
-    (pathlib.Path(workdir) / "result.json").write_text(text)
+    with atomic_write(pathlib.Path(workdir) / "result.json") as f:
+        f.write(text)
     figure = None
     if attention is not None:
         figure = pathlib.Path(workdir) / f"seq2seq_attention_{run_info['tag']}.png"

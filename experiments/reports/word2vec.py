@@ -239,10 +239,12 @@ def write(config, metrics: dict, kvs: dict, first: str, analogy, workdir: pathli
         tables.append(f"### {first} (gensim)\n\n" + neighbour_table(kvs[f"gensim_{first}"], words))
     neighbours = "\n\n".join(tables)
     print(neighbours)
-    (workdir / "neighbours.md").write_text(neighbours + "\n")
+    with atomic_write(workdir / "neighbours.md") as f:
+        f.write(neighbours + "\n")
     plot = pca_plot(kv, config.plot_words.split(","), workdir / "word2vec_pca.png",
                     f"word2vec {first} on {config.corpus}: PCA of chosen words")  # fmt: skip
-    (workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    with atomic_write(workdir / "metrics.json") as f:  # read back by merge_metrics runs
+        f.write(json.dumps(metrics, indent=1, default=float))
     if config.results_dir:
         out = pathlib.Path(config.results_dir)
         out.mkdir(parents=True, exist_ok=True)

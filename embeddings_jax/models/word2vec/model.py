@@ -22,18 +22,17 @@ from collections.abc import Iterable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
 from embeddings_jax.data.text import LineSentence
-from embeddings_jax.data.vocab import Corpus, Vocab, build_vocab
+from embeddings_jax.data.vocab import Corpus, Vocab, build_vocab, keeps_word
 from embeddings_jax.models.word2vec.step import make_train_step
 from embeddings_jax.models.word2vec.updates import StepConfig
 from embeddings_jax.ops.huffman import build_huffman
 from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
 from embeddings_jax.train.atomic import atomic_directory, resolve_directory
 from embeddings_jax.train.logging import progress
-from embeddings_jax.train.sharding import make_mesh
+from embeddings_jax.train.sharding import make_mesh, replicated
 from embeddings_jax.vectors import KeyedVectors
 
 # Training steps per jitted call (a lax.scan): fewer Python dispatches, same updates.
@@ -195,10 +194,8 @@ class Word2Vec:
         for word, count in zip(new.words, new.counts.tolist()):
             if word in self.vocab:
                 counts[self.vocab.index[word]] += count
-            else:
-                r = 0 if rule is None else rule(word, count, self.min_count)
-                if r == 2 or (r == 0 and count >= self.min_count):
-                    added.append((word, count))
+            elif keeps_word(word, count, self.min_count, rule):
+                added.append((word, count))
         old = len(self.vocab)
         self.vocab = Vocab(self.vocab.words + [w for w, _ in added],
                            np.concatenate([counts, np.array([c for _, c in added], np.int64)]),
@@ -286,7 +283,7 @@ class Word2Vec:
               corpus_file: str | os.PathLike | None = None, total_examples: int | None = None,
               total_words: int | None = None, epochs: int | None = None, start_alpha: float | None = None,
               end_alpha: float | None = None, word_count: int = 0, queue_factor: int = 2,
-              report_delay: float = 1.0, compute_loss: bool = False, callbacks=()) -> dict:
+              report_delay: float = 1.0, compute_loss: bool = False, callbacks=()) -> tuple[int, int]:
         """Trains ``epochs`` passes (default ``self.epochs``) over a corpus (gensim's signature).
 
         The corpus is ``corpus_iterable`` (re-iterable token lists, or an encoded ``Corpus``) or
@@ -530,17 +527,23 @@ def _grown_params(params: dict, v: int, seed: int, mesh: Mesh) -> dict:
     out = {}
     for name, table in params.items():
         old = np.asarray(table)
-        rows = (v if name != "syn1" else max(v - 1, 1)) - old.shape[0]
-        if name == "syn0":
-            extra = (np.random.default_rng(seed).random((rows, old.shape[1]), dtype=np.float32) * 2 - 1) / old.shape[1]
-        else:
-            extra = np.zeros((rows, old.shape[1]), np.float32)
-        out[name] = jax.device_put(np.concatenate([old, extra.astype(np.float32)]), NamedSharding(mesh, P()))
+        rows, d = (v if name != "syn1" else max(v - 1, 1)) - old.shape[0], old.shape[1]
+        extra = _initial_vectors(seed, rows, d) if name == "syn0" else np.zeros((rows, d), np.float32)
+        out[name] = _replicate(np.concatenate([old, extra]), mesh)
     return out
 
 
+def _initial_vectors(seed: int, v: int, d: int) -> np.ndarray:
+    """``[v, d]`` float32 ~ U[-1/d, 1/d] from ``seed``, drawn in place (one host copy)."""
+    x = np.random.default_rng(seed).random((v, d), dtype=np.float32)
+    x *= 2.0
+    x -= 1.0
+    x /= d
+    return x
+
+
 def _replicate(tree, mesh: Mesh):
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+    return jax.device_put(tree, replicated(mesh))
 
 
 def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh) -> dict:
@@ -550,11 +553,8 @@ def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh)
     the scale matters because output vectors start at zero, so their first updates are
     proportional to the input vectors. Drawn in place on the host, so a 1M x D table costs one
     copy, not the several intermediates of an on-device PRNG."""
-    syn0 = np.random.default_rng(seed).random((v, d), dtype=np.float32)
-    syn0 *= 2.0
-    syn0 -= 1.0
-    syn0 /= d
-    sharding = NamedSharding(mesh, P())
+    syn0 = _initial_vectors(seed, v, d)
+    sharding = replicated(mesh)
     params = {"syn0": jax.block_until_ready(jax.device_put(syn0, sharding))}
     del syn0
     zeros = jax.jit(
