@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from embeddings_jax.data import synthetic
+from embeddings_jax.data.vocab import pack_tokens
 from embeddings_jax.eval.analogy import evaluate_word_analogies
 from embeddings_jax.models import word2vec as S
 from embeddings_jax.models.word2vec import Word2Vec
@@ -14,14 +15,24 @@ from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, u
 from embeddings_jax.train.sharding import make_mesh
 
 
-def _err(label, z):
-    """gensim's error term: ``label - sigmoid(z)``, and no update at all beyond +-MAX_EXP."""
-    return label - 1.0 / (1.0 + np.exp(-z)) if abs(z) < S.MAX_EXP else 0.0
+class _Loss:
+    total = 0.0
+
+
+def _err(label, z, weight=1.0):
+    """gensim's error term: ``label - sigmoid(z)``, and no update at all beyond +-MAX_EXP; adds
+    gensim's loss ``-log sigmoid(+-z)`` (times ``weight``) of the pair to ``_Loss.total``."""
+    if abs(z) >= S.MAX_EXP:
+        return 0.0
+    _Loss.total += weight * np.log1p(np.exp(-(2 * label - 1) * z))
+    return label - 1.0 / (1.0 + np.exp(-z))
 
 
 def _reference(params, tables, d, alpha, cfg):
     """Plain loops over (centre, context) pairs with the same draws and the same semantics:
-    every gradient from the chunk's starting parameters, negatives shared by groups of inputs."""
+    every gradient from the chunk's starting parameters, negatives shared by groups of inputs.
+    The chunk's training loss is left in ``_Loss.total``."""
+    _Loss.total = 0.0
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     new = {k: v.copy() for k, v in p.items()}
     ids, sents, reach = (np.asarray(d[k]) for k in ("ids", "sents", "reach"))
@@ -45,7 +56,7 @@ def _reference(params, tables, d, alpha, cfg):
                     new["syn1neg"][ids[j]] += g * x
                     weight = cfg.negative / cfg.negative_draws  # K of the K * W draws per pair
                     for n in negs[i // s]:  # the negatives of input i's group
-                        g = _err(0.0, x @ p["syn1neg"][n]) * alpha * weight
+                        g = _err(0.0, x @ p["syn1neg"][n], weight) * alpha * weight
                         err += g * p["syn1neg"][n]
                         new["syn1neg"][n] += g * x
                 if cfg.hs:
@@ -107,17 +118,20 @@ def test_step_matches_per_pair_reference(sg, hs, negative, cbow_mean):
     rng = np.random.default_rng(0)
     v, dim, c = 13, 6, 48
     counts = np.sort(rng.integers(1, 50, v))[::-1]
-    cfg = S.StepConfig(bool(sg), bool(hs), negative, 3, bool(cbow_mean), c, 4, 40, max_repeats=1e9)
+    cfg = S.StepConfig(bool(sg), bool(hs), negative, 3, bool(cbow_mean), c, 4, 40, max_repeats=1e9,
+                       compute_loss=True)
     tables = _tables(counts, keep_probabilities(counts, 0.05), negative, hs)
     params = _random_params(rng, v, dim, negative, hs)
     ids = jnp.asarray(rng.integers(0, v, c), jnp.int32)
     sents = jnp.asarray(np.repeat(np.arange(6), 8), jnp.int32).at[-3:].set(-1)
     draws = S.sample_chunk(tables, ids, sents, jax.random.key(3), cfg)
-    upd, _ = S.updates_from_draws(params, tables, draws, 0.1, cfg)
+    upd, stats = S.updates_from_draws(params, tables, draws, 0.1, cfg)
     got = S.apply_updates(jax.tree.map(jnp.asarray, params), upd)
     want = _reference(params, tables, draws, 0.1, cfg)
     for k in params:
         np.testing.assert_allclose(np.asarray(got[k]), want[k], rtol=1e-4, atol=1e-5)
+    assert _Loss.total > 1.0  # gensim's training loss of the same pairs
+    np.testing.assert_allclose(float(stats[3]), _Loss.total, rtol=1e-4)
 
 
 @pytest.mark.parametrize("sg,hs,negative", [(1, 0, 3), (0, 1, 3)])
@@ -132,12 +146,14 @@ def test_train_step_applies_each_chunks_updates(sg, hs, negative):
     params = _random_params(rng, v, dim, negative, hs)
     corpus = jnp.asarray(rng.integers(0, v, 3 * c), jnp.int32)
     sents = jnp.asarray(np.repeat(np.arange(18), 8), jnp.int32)
+    tokens = jnp.asarray(pack_tokens(corpus, sents))
     key, alpha = jax.random.key(7), np.float32(0.05)
     step = S.make_train_step(cfg, make_mesh(jax.devices()[:1]))
-    got, stats = step(jax.tree.map(jnp.asarray, params), tables, corpus, sents,
-                      np.array([[2]], np.int32), np.array([[alpha]]), key)  # fmt: skip
+    # chunk 1 of the worker's block is global chunk 2 (its fold_in key)
+    got, stats = step(jax.tree.map(jnp.asarray, params), tables, tokens[c:],
+                      np.array([[[1]]], np.int32), np.array([[[2]]], np.int32), np.array([[[alpha]]]), key)  # fmt: skip
     upd, want_stats = S.chunk_updates(jax.tree.map(jnp.asarray, params), tables, corpus[2 * c :],
-                                      sents[2 * c :], jax.random.fold_in(key, 2), alpha, cfg)  # fmt: skip
+                                      sents[2 * c :] - sents[2 * c], jax.random.fold_in(key, 2), alpha, cfg)  # fmt: skip
     want = S.apply_updates(jax.tree.map(jnp.asarray, params), upd)
     for k, before in params.items():
         assert not np.allclose(np.asarray(want[k]), before)  # the chunk trained
@@ -157,11 +173,11 @@ def test_plain_step_trains_as_the_cpu_tuned_step(sg, hs, negative):
     tables = _tables(counts, keep_probabilities(counts, 0.05), negative, hs)
     params = _random_params(rng, v, dim, negative, hs)
     corpus = jnp.asarray(rng.integers(0, v, 3 * c), jnp.int32)
-    sents = jnp.asarray(np.repeat(np.arange(18), 8), jnp.int32)
-    chunks, alpha = np.array([[2], [0], [1]], np.int32), np.full((3, 1), 0.05, np.float32)
+    tokens = jnp.asarray(pack_tokens(corpus, np.repeat(np.arange(18), 8)))
+    chunks, alpha = np.array([[[2], [0], [1]]], np.int32), np.full((1, 3, 1), 0.05, np.float32)
     mesh = make_mesh(jax.devices()[:1])
-    runs = [S.make_train_step(cfg, mesh, tune)(jax.tree.map(jnp.asarray, params), tables, corpus,
-                                               sents, chunks, alpha, jax.random.key(7))
+    runs = [S.make_train_step(cfg, mesh, tune)(jax.tree.map(jnp.asarray, params), tables, tokens,
+                                               chunks, chunks, alpha, jax.random.key(7))
             for tune in (True, False)]  # fmt: skip
     (tuned, tuned_stats), (plain, plain_stats) = runs
     for k in params:
@@ -226,24 +242,32 @@ def test_other_variants_learn(world, sg, hs, negative):
     assert acc > 0.1, acc  # chance is < 0.5 %
 
 
-@pytest.mark.parametrize("sg,hs", [(1, 0), (0, 1)])  # (0, 1): three tables in one collective
-def test_eight_devices_equal_one_device(world, sg, hs):
+@pytest.mark.parametrize("sg,hs", [(1, 0), (0, 1)])  # (0, 1): three tables merged
+def test_eight_workers_merging_every_step_equal_the_synchronous_step(world, sg, hs):
+    """8 workers with ``sync_every=1``: each step's 8 chunks see the same parameters, as one
+    device training 8 chunks per step."""
     sentences = world[0][:1500]
-    kw = {
-        "vector_size": 16,
-        "sg": sg,
-        "hs": hs,
-        "epochs": 1,
-        "seed": 3,
-        "chunk_size": 256,
-        "chunks_per_step": 8,
-    }
+    kw = {"vector_size": 16, "sg": sg, "hs": hs, "epochs": 1, "seed": 3, "chunk_size": 256,
+          "chunks_per_step": 8, "sync_every": 1}  # fmt: skip
     m8 = Word2Vec(sentences, devices=jax.devices()[:8], **kw)
     m1 = Word2Vec(sentences, devices=jax.devices()[:1], **kw)
     assert m8.mesh.size == 8 and m1.mesh.size == 1
     for k in m1.params:
         np.testing.assert_allclose(np.asarray(m8.params[k]), np.asarray(m1.params[k]), atol=2e-6)
     assert m8.last_train_stats == m1.last_train_stats
+
+
+def test_workers_with_stale_copies_learn_like_one(world):
+    """Two workers merging every 8 steps (Hogwild with bounded staleness) train each chunk on
+    stale tables, so they differ from one worker, yet learn the analogies as well."""
+    sentences, analogies = world
+    kw = {"vector_size": 32, "sg": 1, "epochs": 8, "seed": 1, "chunk_size": 128,
+          "chunks_per_step": 2, "sync_every": 8}  # fmt: skip
+    two = Word2Vec(sentences, devices=jax.devices()[:2], **kw)
+    one = Word2Vec(sentences, devices=jax.devices()[:1], **kw)
+    assert not np.allclose(np.asarray(two.params["syn0"]), np.asarray(one.params["syn0"]), atol=1e-4)
+    acc = [evaluate_word_analogies(m.wv, analogies).accuracy for m in (one, two)]
+    assert acc[1] > 0.6 and abs(acc[1] - acc[0]) < 0.1, acc  # chance is < 0.5 %
 
 
 def test_steps_per_call_do_not_change_training(world, monkeypatch):

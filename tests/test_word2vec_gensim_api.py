@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from embeddings_jax.data import synthetic
 from embeddings_jax.data.text import LineSentence
 from embeddings_jax.models.word2vec import Word2Vec
 
@@ -58,8 +59,28 @@ def test_bad_corpus_and_worker_input_is_named(tmp_path):
         Word2Vec((s for s in common_texts), min_count=1, **ONE)
     with pytest.raises(ValueError, match="workers"):
         Word2Vec(workers=0)
-    with pytest.raises(ValueError, match="compute_loss"):
-        Word2Vec(compute_loss=True)
+    with pytest.raises(ValueError, match="sync_every"):
+        Word2Vec(sync_every=0)
+
+
+def test_training_loss_is_reported_like_gensim():
+    """gensim's loss calls: ``compute_loss=True``, then ``get_latest_training_loss()`` (the sum
+    over the latest ``train`` call so far, readable in ``on_epoch_end``); each ``train`` call
+    says anew whether to compute it."""
+    seen = []
+
+    class LossLogger:
+        def on_epoch_end(self, model):
+            seen.append(model.get_latest_training_loss())
+
+    sentences = synthetic.generate_corpus(synthetic.make_world(0), 2000, seed=0)
+    kw = dict(vector_size=16, sg=1, epochs=4, **ONE)
+    model = Word2Vec(sentences, compute_loss=True, callbacks=[LossLogger()], **kw)
+    gains = np.diff([0.0, *seen])  # the loss of each epoch
+    assert len(seen) == 4 and all(g > 0 for g in gains) and gains[-1] < gains[0]  # it learns
+    assert model.get_latest_training_loss() == seen[-1]
+    model.train(sentences[:50], total_examples=50, epochs=1)
+    assert model.get_latest_training_loss() == 0.0  # compute_loss=False for this call
 
 
 def test_online_vocabulary_growth_keeps_trained_rows():

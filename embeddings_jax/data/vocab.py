@@ -3,12 +3,13 @@
 ``build_vocab`` streams token counts (pruning rare words when ``max_vocab_size`` is exceeded, as
 gensim does), drops words below ``min_count`` (raised automatically to honour
 ``max_final_vocab``) and sorts the rest by descending frequency, ties in first-seen order.
-``Vocab.encode`` turns sentences into one int32 id array with sentence ids; words outside the
+``Vocab.encode`` turns sentences into one int32 array that marks sentence starts; words outside the
 vocabulary are dropped, as in gensim.
 """
 
 from __future__ import annotations
 
+import array
 import dataclasses
 from collections.abc import Iterable
 
@@ -17,23 +18,54 @@ import numpy as np
 
 @dataclasses.dataclass
 class Corpus:
-    """An encoded corpus.
+    """An encoded corpus, held as 4 bytes per in-vocabulary token.
 
     Attributes:
-      ids: ``[N] int32`` token ids, sentences concatenated.
-      sentence_ids: ``[N] int32`` index of the sentence each token belongs to.
+      tokens: ``[N] int32`` token ``i`` of a sentence as ``id << 1``, plus 1 on the sentence's
+        first in-vocabulary token (:func:`pack_tokens`); sentences concatenated. A chunk of it
+        carries its own sentence boundaries, so no ``[N]`` array of sentence ids is kept.
       raw_words: number of tokens before out-of-vocabulary words were dropped (what gensim's
         words/second counts).
       num_sentences: sentences read (gensim's ``corpus_count``).
     """
 
-    ids: np.ndarray
-    sentence_ids: np.ndarray
+    tokens: np.ndarray
     raw_words: int
     num_sentences: int = 0
 
     def __len__(self) -> int:
-        return int(self.ids.size)
+        return int(self.tokens.size)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """``[N] int32`` token ids."""
+        return self.tokens >> 1
+
+    @property
+    def sentence_ids(self) -> np.ndarray:
+        """``[N] int32`` index of each token's sentence among the sentences with a token."""
+        return (np.cumsum(self.tokens & 1) - 1).astype(np.int32)
+
+    def longest_sentence(self) -> int:
+        """In-vocabulary tokens of the longest sentence (0 for an empty corpus)."""
+        starts = np.flatnonzero(self.tokens & 1)
+        return int(np.diff(starts, append=len(self)).max()) if starts.size else 0
+
+
+def pack_tokens(ids: np.ndarray, sentence_ids: np.ndarray) -> np.ndarray:
+    """``[N] int32`` :attr:`Corpus.tokens` from token ids and non-decreasing sentence ids."""
+    ids, sentence_ids = np.asarray(ids, np.int32), np.asarray(sentence_ids)
+    starts = np.ones(ids.shape, np.int32)
+    starts[1:] = sentence_ids[1:] != sentence_ids[:-1]
+    return (ids << 1) | starts
+
+
+def unpack_tokens(tokens):
+    """``(ids, sentence_ids)`` of a slice of :attr:`Corpus.tokens` (numpy or jax), padding
+    (``-1``) with id 0 and sentence ``-1``; sentence ids count the starts within the slice."""
+    valid = (tokens >= 0).astype(tokens.dtype)
+    sentence = ((tokens & 1) * valid).cumsum() * valid + valid - 1
+    return (tokens >> 1) * valid, sentence
 
 
 @dataclasses.dataclass
@@ -56,17 +88,18 @@ class Vocab:
         return word in self.index
 
     def encode(self, sentences: Iterable[list[str]]) -> Corpus:
-        """Token ids of all in-vocabulary words with their sentence index."""
-        index = self.index
-        ids: list[int] = []
-        sids: list[int] = []
+        """The in-vocabulary words of ``sentences`` (any iterable, read once) as a :class:`Corpus`,
+        built in a compact buffer of 4 bytes per token (no Python list of the corpus)."""
+        packed = {w: i << 1 for i, w in enumerate(self.words)}
+        buf = array.array("i")
         raw, n = 0, 0
         for n, sentence in enumerate(sentences, 1):
             raw += len(sentence)
-            enc = [index[w] for w in sentence if w in index]
-            ids.extend(enc)
-            sids.extend([n - 1] * len(enc))
-        return Corpus(np.asarray(ids, np.int32), np.asarray(sids, np.int32), raw, n)
+            enc = [packed[w] for w in sentence if w in packed]
+            if enc:
+                enc[0] |= 1
+                buf.extend(enc)
+        return Corpus(np.frombuffer(buf, np.int32) if buf else np.zeros(0, np.int32), raw, n)
 
 
 def count_words(

@@ -10,6 +10,7 @@ global array from those local rows with ``jax.make_array_from_process_local_data
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,31 @@ def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
     if not devices:
         raise ValueError("a mesh needs at least one device")
     return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def use_cpu_cores(n: int | None = None) -> bool:
+    """Gives JAX's CPU backend ``max(n, os.cpu_count())`` devices, one worker each, if JAX has not
+    started yet and no device count was set (``XLA_FLAGS=--xla_force_host_platform_device_count``
+    or ``jax_num_cpu_devices``). Returns whether the count was set. Call it right after ``import
+    jax``: once any JAX operation has run, the device count is fixed for the process."""
+    from jax._src import xla_bridge  # the one public-API gap: has a backend started?
+
+    set_by_user = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+    if xla_bridge.backends_are_initialized() or set_by_user or jax.config.jax_num_cpu_devices > 0:
+        return False
+    jax.config.update("jax_num_cpu_devices", max(int(n or 1), os.cpu_count() or 1))
+    return True
+
+
+def worker_devices(workers: int) -> list[jax.Device]:
+    """The first ``workers`` devices, one per parallel worker; all of them where fewer exist (on
+    CPU, JAX starts with one device unless :func:`use_cpu_cores` ran first)."""
+    return jax.devices()[:workers]
+
+
+def host_value(x) -> np.ndarray:
+    """A replicated array as numpy, also where it spans other processes' devices (multi-host)."""
+    return np.asarray(x if x.is_fully_addressable else x.addressable_data(0))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

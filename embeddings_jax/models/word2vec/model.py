@@ -5,9 +5,12 @@
     >>> model.save("w2v")                      # Orbax checkpoint: training can continue
     >>> model = Word2Vec.load("w2v"); model.train(more_sentences, epochs=1)
 
-The host builds the vocabulary and one int32 array of the corpus; each step then asks the device
-to train on a few chunks of it (see :mod:`embeddings_jax.models.word2vec.step`), with the learning
-rate decaying linearly from ``alpha`` to ``min_alpha`` over all words of all epochs, as in gensim.
+The host streams the corpus twice (vocabulary, then one int32 per in-vocabulary token); each of
+``workers`` devices then trains its own part of it on its own copy of the tables, the copies
+merged every ``sync_every`` steps (see :mod:`embeddings_jax.models.word2vec.step`), with the
+learning rate decaying linearly from ``alpha`` to ``min_alpha`` over all words of all epochs, as
+in gensim. On CPU a worker is a CPU device; JAX starts with one unless
+:func:`~embeddings_jax.train.sharding.use_cpu_cores` runs first.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from collections.abc import Iterable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from embeddings_jax.data.text import LineSentence
 from embeddings_jax.data.vocab import Corpus, Vocab, build_vocab, keeps_word
@@ -32,16 +36,19 @@ from embeddings_jax.ops.huffman import build_huffman
 from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
 from embeddings_jax.train.atomic import atomic_directory, resolve_directory
 from embeddings_jax.train.logging import progress
-from embeddings_jax.train.sharding import make_mesh, replicated
+from embeddings_jax.train.sharding import DATA_AXIS, host_value, make_mesh, replicated, worker_devices
 from embeddings_jax.vectors import KeyedVectors
 
 # Training steps per jitted call (a lax.scan): fewer Python dispatches, same updates.
 STEPS_PER_CALL = 32
+# Tokens each worker trains between merges when ``sync_every`` is not given.
+TOKENS_PER_MERGE = 1 << 17
 
 _HPARAMS = (
     "vector_size", "window", "min_count", "sample", "sg", "hs", "negative", "ns_exponent",
     "cbow_mean", "alpha", "min_alpha", "epochs", "seed", "max_vocab_size", "max_final_vocab",
     "chunk_size", "negative_group", "chunks_per_step", "sorted_vocab", "null_word", "shrink_windows",
+    "sync_every",
 )  # fmt: skip
 
 
@@ -60,17 +67,23 @@ class Word2Vec:
       epochs, seed. shrink_windows: gensim's dynamic windows (False: every centre sees all ``W``).
       callbacks: gensim-style callbacks (``on_train_begin/end``, ``on_epoch_begin/end``) of the
         training started here.
-      workers, batch_words, hashfxn, comment: accepted as in gensim; the parallelism comes from
-        ``devices`` and XLA's threads, the batching from ``chunk_size``, the initial vectors from
-        ``seed``; ``comment`` is kept.
-      compute_loss: the training loss is not computed by this engine; ``True`` is an error.
+      workers: parallel workers: each trains its own part of the corpus on its own device and copy
+        of the tables (at most one per device; on CPU see ``use_cpu_cores``). One worker already
+        uses every core through XLA's threads, and on a 2-core CPU two in-process workers train
+        slower than one (``benchmarks/word2vec_vs_gensim.py --scaling``), so the default is 1,
+        not gensim's 3 threads.
+      batch_words, hashfxn, comment: accepted as in gensim; the batching comes from
+        ``chunk_size``, the initial vectors from ``seed``; ``comment`` is kept.
+      compute_loss: sum gensim's training loss (:meth:`get_latest_training_loss`).
     Args (this engine's):
       chunk_size: corpus tokens per chunk; one chunk's updates are computed from the same
         parameters and summed, so larger is faster but further from gensim's sequential SGD.
         ``None`` chooses one (see ``_auto_chunk``).
       negative_group: consecutive inputs that share one draw of ``negative`` negatives.
-      chunks_per_step: chunks per jitted step, split over ``devices`` (defaults to the device count).
-      devices: devices of the data-parallel mesh (default: all). progress: show a progress bar.
+      chunks_per_step: chunks per step over all workers (default: one per worker).
+      sync_every: steps each worker trains on its own copy between merges (``None``: about
+        ``TOKENS_PER_MERGE`` tokens' worth; 1: the synchronous step).
+      devices: the workers' devices, overriding ``workers``. progress: show a progress bar.
     """
 
     def __init__(
@@ -84,7 +97,7 @@ class Word2Vec:
         max_vocab_size: int | None = None,
         sample: float = 1e-3,
         seed: int = 1,
-        workers: int = 3,
+        workers: int = 1,
         min_alpha: float = 0.0001,
         sg: int = 0,
         hs: int = 0,
@@ -106,6 +119,7 @@ class Word2Vec:
         chunk_size: int | None = None,
         negative_group: int = 8,
         chunks_per_step: int | None = None,
+        sync_every: int | None = None,
         devices=None,
         progress: bool = False,
     ):
@@ -128,7 +142,9 @@ class Word2Vec:
                 f"chunk_size ({chunk_size}) must exceed 2 * window + 1 and be a multiple of "
                 f"negative_group ({negative_group})"
             )
-        _refuse_loss(compute_loss)
+        if sync_every is not None and (isinstance(sync_every, bool) or not isinstance(sync_every, (int, np.integer))
+                                       or sync_every < 1):
+            raise ValueError(f"sync_every must be a positive integer (steps between merges), got {sync_every!r}")
         self.vector_size, self.window, self.min_count, self.sample = vector_size, window, min_count, sample
         self.sg, self.hs, self.negative, self.ns_exponent = int(sg), int(hs), negative, ns_exponent
         self.cbow_mean, self.alpha, self.min_alpha = int(cbow_mean), alpha, min_alpha
@@ -137,15 +153,17 @@ class Word2Vec:
         self.trim_rule, self.sorted_vocab, self.null_word = trim_rule, int(sorted_vocab), int(null_word)
         self.shrink_windows = bool(shrink_windows)
         self.workers, self.batch_words, self.hashfxn, self.comment = workers, batch_words, hashfxn, comment
-        self.compute_loss, self.callbacks = False, tuple(callbacks)
+        self.compute_loss, self.callbacks = bool(compute_loss), tuple(callbacks)
+        self.running_training_loss = 0.0
         self._chunk_size_arg, self.chunk_size, self.negative_group = chunk_size, chunk_size, negative_group
-        self.mesh = make_mesh(devices)
+        self.mesh = make_mesh(worker_devices(workers) if devices is None else devices)
         n_dev = self.mesh.size
         self.chunks_per_step = chunks_per_step or n_dev
         if self.chunks_per_step % n_dev:
             raise ValueError(
-                f"chunks_per_step={self.chunks_per_step} must divide over {n_dev} devices"
+                f"chunks_per_step={self.chunks_per_step} must divide over {n_dev} workers"
             )
+        self._sync_every_arg = self.sync_every = sync_every
         self.progress = progress
         self.vocab: Vocab | None = None
         self.params: dict | None = None
@@ -156,7 +174,8 @@ class Word2Vec:
         if sentences is not None or corpus_file is not None:
             corpus = _corpus(sentences, corpus_file)
             self.build_vocab(corpus, trim_rule=trim_rule)
-            self.train(corpus, total_examples=self.corpus_count, epochs=epochs, callbacks=self.callbacks)
+            self.train(corpus, total_examples=self.corpus_count, epochs=epochs,
+                       compute_loss=self.compute_loss, callbacks=self.callbacks)
 
     # ---------------------------------------------------------------- vocabulary and tables
     def build_vocab(self, corpus_iterable: Iterable[list[str]] | None = None,
@@ -238,8 +257,11 @@ class Word2Vec:
             self.negative_group,
             self._capacity(tables["keep"], counts),
             shrink_windows=self.shrink_windows,
+            compute_loss=self.compute_loss,
         )
         self._step = make_train_step(cfg, self.mesh)
+        per_step = self.chunk_size * self.chunks_per_step // self.mesh.size  # tokens per worker
+        self.sync_every = self._sync_every_arg or max(1, TOKENS_PER_MERGE // per_step)
 
     def _auto_chunk(self, keep: np.ndarray, counts: np.ndarray) -> int:
         """Chunk size bounding how often one word's updates pile up in a single step.
@@ -256,7 +278,7 @@ class Word2Vec:
         c = 16384
         while c > 256 and c * share > max_repeats:
             c //= 2
-        c //= self.chunks_per_step  # all chunks of a step are summed together
+        c //= self.chunks_per_step // self.mesh.size  # a worker's chunks of a step are summed together
         c = max(c, 2 * self.window + 2, 64)
         return -(-c // self.negative_group) * self.negative_group
 
@@ -299,7 +321,9 @@ class Word2Vec:
         """
         if self.vocab is None:
             raise ValueError("call build_vocab(sentences) before train()")
-        _refuse_loss(compute_loss)
+        if bool(compute_loss) != self.compute_loss:  # gensim: each train() call says it anew
+            self.compute_loss = bool(compute_loss)
+            self._make_tables()
         source = corpus_iterable if isinstance(corpus_iterable, Corpus) else _corpus(corpus_iterable, corpus_file)
         corpus = source if isinstance(source, Corpus) else self.encode(source)
         _check_totals(corpus, total_examples, total_words)
@@ -321,76 +345,74 @@ class Word2Vec:
                 f"the corpus has {len(corpus)} in-vocabulary words, not more than window="
                 f"{self.window}; use a larger corpus or a smaller window"
             )
-        if np.bincount(corpus.sentence_ids).max() < 2:
+        if corpus.longest_sentence() < 2:
             raise ValueError(
                 "every sentence has fewer than 2 in-vocabulary words, so no word has a context; "
                 "the corpus is smaller than one window"
             )
-        c, g = self.chunk_size, self.chunks_per_step
-        n_chunks = -(-len(corpus) // c)
-        n_steps = -(-n_chunks // g)
-        per_call = min(STEPS_PER_CALL, n_steps)
-        n_calls = -(-n_steps // per_call)
-        # Padding tokens get sentence id -1 and never train; the last chunk is all padding, and the
-        # steps that fill up the last call train on it (with learning rate 0).
-        pad = (n_steps * g + 1) * c - len(corpus)
-        ids = np.concatenate([corpus.ids, np.zeros(pad, np.int32)])
-        sids = np.concatenate([corpus.sentence_ids, np.full(pad, -1, np.int32)])
-        empty_chunk = n_steps * g
-        dev_ids, dev_sids = _replicate((ids, sids), self.mesh)
+        raw_words, n_tokens = corpus.raw_words, len(corpus)
+        plan = _Schedule(len(corpus), self.chunk_size, self.chunks_per_step, self.mesh.size, self.sync_every)
+        tokens = _put(plan.worker_blocks(corpus.tokens), self.mesh, P(DATA_AXIS))
+        del source, corpus  # the host copy of an encoded corpus is no longer needed
         key = jax.random.key(self.seed)
-        total = epochs * n_steps * g
-        stats = jnp.zeros(3)
+        stats = jnp.zeros(4)
+        self.running_training_loss = 0.0
         _notify(callbacks, "on_train_begin", self)
-        bar = progress(total=epochs * n_calls, desc="word2vec") if self.progress else None
+        bar = progress(total=epochs * plan.calls, desc="word2vec") if self.progress else None
         t0 = time.perf_counter()
         for e in range(epochs):
             _notify(callbacks, "on_epoch_begin", self)
             # Keyed by the global epoch, so save -> load -> train continues the same stream.
             ekey = jax.random.fold_in(key, self.epochs_trained)
-            chunk_index = np.full(n_calls * per_call * g, empty_chunk, np.int32)
-            chunk_index[: n_steps * g] = np.arange(n_steps * g)
-            done = (e * n_steps * g + chunk_index).astype(np.float32) / total
-            alpha = np.where(chunk_index < empty_chunk, a0 - (a0 - a1) * done, 0).astype(np.float32)
-            chunk_index, alpha = (a.reshape(n_calls, per_call, g) for a in (chunk_index, alpha))
-            for s in range(n_calls):
+            for local_chunk, chunk_id, alpha in plan.calls_of_epoch(e, epochs, a0, a1):
+                spec = P(None, None, DATA_AXIS)
                 self.params, st = self._step(
-                    self.params, self.tables, dev_ids, dev_sids, chunk_index[s], alpha[s], ekey
-                )
+                    self.params, self.tables, tokens, _put(local_chunk, self.mesh, spec),
+                    _put(chunk_id, self.mesh, spec), _put(alpha, self.mesh, spec), ekey,
+                )  # fmt: skip
                 stats = stats + st  # stays on device (no host sync per step)
+                if self.mesh.size > 1:  # XLA:CPU can deadlock with collectives of queued calls
+                    jax.block_until_ready(self.params)
                 if bar is not None:
                     bar.update(1)
             self.epochs_trained += 1
             self._wv = None
-            if bar is not None:  # one sync per epoch, for an honest rate
-                jax.block_until_ready(self.params)
-                rate = corpus.raw_words * (e + 1) / (time.perf_counter() - t0)
-                bar.set_postfix(epoch=f"{e + 1}/{epochs}", words_per_s=f"{rate:,.0f}")
+            if bar is not None or self.compute_loss:  # one sync per epoch, for an honest rate
+                self.running_training_loss = float(host_value(stats)[3])
+            if bar is not None:
+                rate = raw_words * (e + 1) / (time.perf_counter() - t0)
+                loss = {"loss": f"{self.running_training_loss:.4g}"} if self.compute_loss else {}
+                bar.set_postfix(epoch=f"{e + 1}/{epochs}", words_per_s=f"{rate:,.0f}", **loss)
             _notify(callbacks, "on_epoch_end", self)
         jax.block_until_ready(self.params)
         seconds = time.perf_counter() - t0
         if bar is not None:
             bar.close()
         self.train_seconds = seconds
-        self.words_per_second = corpus.raw_words * epochs / seconds
+        self.words_per_second = raw_words * epochs / seconds
         self._wv = None
-        stats = np.asarray(stats)
+        stats = host_value(stats)
+        self.running_training_loss = float(stats[3])
         self.last_train_stats = {
             "kept_words": int(stats[0]), "trained_examples": int(stats[1]),
             "dropped_overflow_words": int(stats[2]),
         }  # fmt: skip
         self.last_train_timing = {
             "seconds": seconds,
-            "raw_words": corpus.raw_words * epochs,
+            "raw_words": raw_words * epochs,
             "words_per_second": self.words_per_second,
-            "effective_words": len(corpus) * epochs,
+            "effective_words": n_tokens * epochs,
+            "workers": self.mesh.size,
+            "sync_every": self.sync_every,
         }
         _notify(callbacks, "on_train_end", self)
-        return self.last_train_stats["kept_words"], corpus.raw_words * epochs
+        return self.last_train_stats["kept_words"], raw_words * epochs
 
     def get_latest_training_loss(self) -> float:
-        """gensim's running loss; this engine does not compute the loss (``compute_loss``)."""
-        _refuse_loss(True)
+        """gensim's loss of the latest ``train`` call with ``compute_loss=True``: the sum of
+        ``-log sigmoid(+-score)`` over the pairs trained so far in it (at each epoch's end while
+        training); 0.0 without ``compute_loss``."""
+        return self.running_training_loss
 
     # ---------------------------------------------------------------- vectors
     @property
@@ -400,7 +422,7 @@ class Word2Vec:
             raise ValueError("the model has no vocabulary yet; call build_vocab() and train()")
         if getattr(self, "_wv", None) is None:
             self._wv = KeyedVectors(
-                self.vocab.words, np.asarray(self.params["syn0"]), counts=self.vocab.counts
+                self.vocab.words, host_value(self.params["syn0"]), counts=self.vocab.counts
             )
         return self._wv
 
@@ -429,7 +451,7 @@ class Word2Vec:
                 "num_sentences": self.vocab.num_sentences,
             },
         }
-        params = jax.tree.map(np.asarray, self.params)
+        params = jax.tree.map(host_value, self.params)
         with atomic_directory(path) as tmp:
             (tmp / "word2vec.json").write_text(json.dumps(meta))
             with ocp.StandardCheckpointer() as ckptr:
@@ -515,10 +537,74 @@ def _notify(callbacks, event: str, model) -> None:
             hook(model)
 
 
-def _refuse_loss(compute_loss) -> None:
-    if compute_loss:
-        raise ValueError("compute_loss=True: this engine does not compute the training loss yet "
-                         "(gensim's get_latest_training_loss); leave compute_loss=False")
+class _Schedule:
+    """Which chunk each worker trains at each step, and where its chunks lie on its device.
+
+    The corpus is cut into chunks of ``c`` tokens; step ``s`` trains chunks ``s * g .. s * g + g - 1``
+    and worker ``w`` takes the ``g / n`` of them from ``s * g + w * g / n`` (so with one worker, or
+    merging every step, training is the same as one device with ``g`` chunks per step). Worker
+    ``w``'s device holds only its chunks, in the order it trains them, and one empty chunk that the
+    steps padding the last call train on (learning rate 0). A call is ``rounds`` rounds of
+    ``sync_every`` steps.
+    """
+
+    def __init__(self, n_tokens: int, c: int, g: int, n: int, sync_every: int):
+        self.n_tokens, self.c, self.g, self.n = n_tokens, c, g, n
+        self.per_worker = g // n
+        self.steps = -(-n_tokens // (c * g))
+        self.sync_every = min(sync_every, self.steps)
+        # Several workers merge once per call, at the top level of the program: XLA:CPU runs the
+        # devices of a process on one thread pool, where a collective inside a loop can starve.
+        rounds = 1 if n > 1 else STEPS_PER_CALL // self.sync_every
+        self.rounds = max(1, min(rounds, -(-self.steps // self.sync_every)))
+        per_call = self.rounds * self.sync_every
+        self.calls = -(-self.steps // per_call)
+        self.padded_steps = self.calls * per_call
+
+    def worker_blocks(self, tokens: np.ndarray):
+        """``(shape, block(w))``: the global ``[n * L]`` token array and worker ``w``'s ``[L]``
+        block (its ``steps * g / n`` chunks, then the empty one; ``-1`` is padding)."""
+        c, g, gl, steps = self.c, self.g, self.per_worker, self.steps
+        full = self.n_tokens // c
+        chunks = tokens[: full * c].reshape(full, c)
+        length = (steps * gl + 1) * c
+
+        def block(w: int) -> np.ndarray:
+            k = (np.arange(steps)[:, None] * g + w * gl + np.arange(gl)).ravel()  # its global chunks
+            out = np.full((k.size + 1, c), -1, np.int32)
+            held = k < full
+            out[:-1][held] = chunks[k[held]]
+            tail = np.flatnonzero(k == full)
+            if tail.size:
+                out[tail[0], : self.n_tokens - full * c] = tokens[full * c :]
+            return out.reshape(-1)
+
+        return (self.n * length,), length, block
+
+    def calls_of_epoch(self, epoch: int, epochs: int, a0: float, a1: float):
+        """``(local_chunk, chunk_id, alpha)`` of each call of ``epoch``, ``[rounds, sync_every, g]``
+        each: the chunk's position in its worker's block, its global number (which keys its
+        random draws) and its learning rate, decayed linearly over all chunks of all epochs."""
+        g, gl, steps = self.g, self.per_worker, self.steps
+        s = np.arange(self.padded_steps)[:, None]
+        k = np.arange(g)[None, :]
+        real = s < steps
+        chunk_id = np.where(real, s * g + k, steps * g).astype(np.int32)
+        local = np.where(real, s * gl + k % gl, steps * gl).astype(np.int32)
+        done = (epoch * steps * g + chunk_id).astype(np.float64) / (epochs * steps * g)
+        alpha = np.where(real, a0 - (a0 - a1) * done, 0.0).astype(np.float32)
+        shape = (self.calls, self.rounds, self.sync_every, g)
+        yield from zip(*(x.reshape(shape) for x in (local, chunk_id, alpha)))
+
+
+def _put(x, mesh: Mesh, spec: P):
+    """A host array (or ``(shape, block_length, block(w))`` of :meth:`_Schedule.worker_blocks`) as a
+    global array on ``mesh``; each process places only its own devices' parts."""
+    sharding = NamedSharding(mesh, spec)
+    if isinstance(x, tuple):
+        shape, length, block = x
+        return jax.make_array_from_callback(shape, sharding, lambda idx: block(idx[0].indices(shape[0])[0] // length))
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
 
 def _grown_params(params: dict, v: int, seed: int, mesh: Mesh) -> dict:
@@ -526,7 +612,7 @@ def _grown_params(params: dict, v: int, seed: int, mesh: Mesh) -> dict:
     ``init_params`` (from ``seed``), new output rows zero."""
     out = {}
     for name, table in params.items():
-        old = np.asarray(table)
+        old = host_value(table)
         rows, d = (v if name != "syn1" else max(v - 1, 1)) - old.shape[0], old.shape[1]
         extra = _initial_vectors(seed, rows, d) if name == "syn0" else np.zeros((rows, d), np.float32)
         out[name] = _replicate(np.concatenate([old, extra]), mesh)

@@ -1,15 +1,16 @@
-"""The jitted word2vec step: random draws of each chunk, the scanned loop, data-parallel merge.
+"""The jitted word2vec step: random draws of each chunk, the scanned loop, parallel workers.
 
-One call trains on ``S`` steps of ``G`` chunks of ``C`` consecutive corpus tokens. Everything a
+One call trains on ``R`` rounds of ``E`` steps of ``G`` chunks of ``C`` consecutive corpus
+tokens. Everything a
 chunk needs is generated on device from the corpus array (:func:`sample_chunk`): frequent-word
 subsampling (kept tokens are compacted, so windows span the surviving words as in gensim),
 reduced ("dynamic") windows, sentence boundaries, and unigram^0.75 negatives from an alias table.
 The updates themselves are :mod:`~embeddings_jax.models.word2vec.updates`.
 
-Data parallelism: the ``G`` chunks of a step are split over the mesh axis ``"data"``
-(``jax.shard_map``); each device computes the sparse updates of its chunks from the same
-replicated tables, the updates (``O(G * C * D)``, not ``O(V * D)``) are all-gathered and every
-device applies all of them, so 8 devices compute exactly what one device computes.
+Parallel workers: each device of the mesh trains its own chunks on its own copy of the
+tables and the copies are merged every ``E`` steps by summing each worker's deltas (one
+all-reduce of the dense tables per round: Hogwild with bounded staleness). One worker computes
+exactly the single-device updates; ``E = 1`` is the synchronous data-parallel step.
 
 On CPU meshes the step gets the tricks of :mod:`embeddings_jax.ops.xla_cpu` (compiler options,
 fusion barriers) and draws every chunk's negatives before its loop; ``tune=False`` compiles the
@@ -25,9 +26,11 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from embeddings_jax.data.vocab import unpack_tokens
 from embeddings_jax.models.word2vec.updates import StepConfig, apply_updates, updates_from_draws
 from embeddings_jax.ops import xla_cpu
 from embeddings_jax.ops.sampling import alias_sample_from_bits, randint_from_bits, uniform_from_bits
+from embeddings_jax.train.sharding import DATA_AXIS
 
 
 # ---------------------------------------------------------------- random draws of a chunk
@@ -103,86 +106,83 @@ def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig, negs=
     )
 
 
-# ---------------------------------------------------------------- data-parallel merge
-def _all_gather_updates(updates: dict, axis: str) -> dict:
-    """Every device's sparse updates, in device order, through one collective.
-
-    The rows of all tables are bitcast to float32 and packed beside their deltas in one
-    ``[M, 1 + D]`` buffer: a collective is a rendezvous of all devices, so one per step instead
-    of one per array (the statistics are summed after the loop).
-    """
-    names = sorted(updates)
-    sizes = [updates[k][0].shape[0] for k in names]
-    packed = jnp.concatenate(
-        [
-            jnp.concatenate(
-                [jax.lax.bitcast_convert_type(updates[k][0], jnp.float32)[:, None], updates[k][1]],
-                axis=1,
-            )
-            for k in names
-        ]
-    )
-    packed = jax.lax.all_gather(packed, axis)  # [devices, M, 1 + D]
-    out, start = {}, 0
-    for k, m in zip(names, sizes):
-        part = packed[:, start : start + m].reshape(-1, packed.shape[-1])
-        out[k] = (jax.lax.bitcast_convert_type(part[:, 0], jnp.int32), part[:, 1:])
-        start += m
-    return out
+# ---------------------------------------------------------------- workers and their merge
+def merge_workers(base: dict, params: dict, axis: str) -> dict:
+    """``base + sum_w (params_w - base)``: every worker's tables after the merge hold the
+    updates all workers made since ``base`` (their last merge), through one all-reduce."""
+    gathered = jax.lax.all_gather(jax.tree.map(jnp.subtract, params, base), axis)
+    return jax.tree.map(lambda b, d: b + d.sum(0), base, gathered)
 
 
 # ---------------------------------------------------------------- the jitted loop
 @functools.lru_cache(maxsize=32)  # models with equal settings share one compiled step
 def make_train_step(cfg: StepConfig, mesh: Mesh, tune: bool | None = None):
-    """Jitted ``steps(params, tables, corpus, sentence_ids, chunk_index[S, G], alpha[S, G], key)``.
+    """Jitted ``steps(params, tables, tokens, local_chunk, chunk_id, alpha, key)``: workers
+    training their own chunks on their own copy of the tables, merged every few steps.
 
-    ``corpus``/``sentence_ids`` are the padded ``[n_chunks * C]`` arrays on device; row ``i`` of
-    ``chunk_index`` picks the ``G`` chunks step ``i`` trains on (``G`` divisible by the mesh size).
-    The ``S`` steps run one after another inside one call (``lax.scan``): the same updates as ``S``
-    calls, without ``S`` dispatches from Python. With several devices, each step costs one
-    collective (see :func:`_all_gather_updates`); the statistics are reduced once per call.
-    ``tune``: the XLA:CPU tricks (default: on CPU meshes). ``params`` is donated. Returns
-    ``(params, stats [3])`` summed over all chunks (see :func:`chunk_updates`).
+    Each device of ``mesh`` is a worker. ``tokens`` (``Corpus.tokens``, sharded over ``"data"``)
+    holds worker ``w``'s chunks of ``C`` tokens, one after another, in block ``w``. The schedule
+    ``local_chunk``/``chunk_id``/``alpha`` is ``[R, E, G]``: ``R`` rounds of ``E`` steps of ``G``
+    chunks, split over the workers (``G / n`` each, as the last axis is sharded); ``local_chunk``
+    is the chunk's position in its worker's block, ``chunk_id`` the global chunk number whose
+    ``fold_in(key, chunk_id)`` draws its randomness, ``alpha`` its learning rate. A worker
+    applies each step's updates to its own tables; after each round of ``E`` steps the workers'
+    deltas are summed (:func:`merge_workers`, Hogwild with bounded staleness). ``E = 1`` is the
+    synchronous step: every chunk of a step sees the same parameters, as on one device with
+    ``G`` chunks per step; one worker never merges. ``tune``: the XLA:CPU tricks (default: on
+    CPU meshes). Several workers take one round per call (``R = 1``). ``params`` (replicated,
+    equal on all workers at each call) is donated. Returns
+    ``(params, stats [4])`` summed over all chunks (see :func:`chunk_updates`).
     """
     c = cfg.chunk_size
-    n_dev = mesh.size
+    n_workers = mesh.size
     tune = xla_cpu.tuned(mesh) if tune is None else tune
+    n_bits = random_bits_per_chunk(cfg)
 
-    def local(params, tables, corpus, sents, chunk_index, alpha, bits, negs):
-        def one(ci, a, b, n):
-            start = ci * c
-            ids = jax.lax.dynamic_slice(corpus, (start,), (c,))
-            sid = jax.lax.dynamic_slice(sents, (start,), (c,))
-            return chunk_updates(params, tables, ids, sid, b, a, cfg, n)
+    def worker(params, tables, tokens, local_chunk, chunk_id, alpha, key):
+        # Chunk i's bits come from fold_in(key, i): the same stream however chunks are grouped.
+        draw = lambda ci: jax.random.bits(jax.random.fold_in(key, ci), (n_bits,), jnp.uint32)
+        bits = jax.vmap(jax.vmap(jax.vmap(draw)))(chunk_id)  # [R, E, G / n, n_bits], before the loop
+        # XLA:CPU recomputes negatives sampled inside the loop in every consumer.
+        negs = sample_negatives(tables, bits, cfg) if cfg.negative and tune else None
 
-        updates, stats = jax.vmap(one)(chunk_index, alpha, bits, negs)
-        updates = jax.tree.map(lambda u: u.reshape((-1,) + u.shape[2:]), updates)
-        if n_dev > 1:
-            updates = _all_gather_updates(updates, "data")
-        return apply_updates(params, updates), stats.sum(0, keepdims=True)
+        def step(p, xs):
+            def one(li, a, b, n):
+                ids, sents = unpack_tokens(jax.lax.dynamic_slice(tokens, (li * c,), (c,)))
+                return chunk_updates(p, tables, ids, sents, b, a, cfg, n)
 
+            updates, stats = jax.vmap(one)(*xs)
+            updates = jax.tree.map(lambda u: u.reshape((-1,) + u.shape[2:]), updates)
+            return apply_updates(p, updates), stats.sum(0)
+
+        def round_(p, xs):
+            trained, stats = jax.lax.scan(step, p, xs)
+            return trained, stats.sum(0)
+
+        if n_workers == 1:
+            params, stats = jax.lax.scan(round_, params, (local_chunk, alpha, bits, negs))
+            return params, stats.sum(0, keepdims=True)
+        # One round per call, merged outside any loop: XLA:CPU runs all devices of a process on
+        # one thread pool, and a collective inside a loop can starve it.
+        xs = jax.tree.map(lambda x: x[0], (local_chunk, alpha, bits, negs))
+        trained, stats = round_(params, xs)
+        return merge_workers(params, trained, DATA_AXIS), stats[None]
+
+    schedule = P(None, None, DATA_AXIS)
     sharded = jax.shard_map(
-        local,
+        worker,
         mesh=mesh,
-        in_specs=(P(), P(), P(), P(), P("data"), P("data"), P("data"), P("data")),
-        out_specs=(P(), P("data")),  # stats: one row per device, summed after the loop
-        check_vma=False,  # params are replicated: every device applies the same gathered updates
+        in_specs=(P(), P(), P(DATA_AXIS), schedule, schedule, schedule, P()),
+        out_specs=(P(), P(DATA_AXIS)),  # stats: one row per worker
+        # Workers' tables differ between merges; each round ends with a merge, so the returned
+        # tables are replicated.
+        check_vma=False,
     )
 
-    def steps(params, tables, corpus, sents, chunk_index, alpha, key):
+    def steps(params, tables, tokens, local_chunk, chunk_id, alpha, key):
         with xla_cpu.fusion_barriers(tune):
-            # Chunk i's bits come from fold_in(key, i): the same stream however chunks are grouped.
-            n_bits = random_bits_per_chunk(cfg)
-            draw = lambda ci: jax.random.bits(jax.random.fold_in(key, ci), (n_bits,), jnp.uint32)
-            bits = jax.vmap(jax.vmap(draw))(chunk_index)  # [S, G, n_bits], before the loop
-            # XLA:CPU recomputes negatives sampled inside the loop in every consumer.
-            negs = sample_negatives(tables, bits, cfg) if cfg.negative and tune else None
-
-            def one(p, xs):
-                return sharded(p, tables, corpus, sents, *xs)
-
-            params, stats = jax.lax.scan(one, params, (chunk_index, alpha, bits, negs))
-        return params, stats.sum((0, 1))
+            params, stats = sharded(params, tables, tokens, local_chunk, chunk_id, alpha, key)
+        return params, stats.sum(0)
 
     options = xla_cpu.cpu_compiler_options(mesh) if tune else None
     return jax.jit(steps, donate_argnums=0, compiler_options=options)

@@ -46,6 +46,7 @@ class StepConfig:
     capacity: int = 0  # tokens kept per chunk after subsampling (0: chunk_size)
     max_repeats: float = 16.0  # cap on summed updates of one Huffman node per step (hs)
     shrink_windows: bool = True  # gensim's dynamic windows; False: every centre sees all W
+    compute_loss: bool = False  # also sum gensim's training loss (stats[3])
 
     @property
     def negative_draws(self) -> int:
@@ -69,6 +70,13 @@ def _error(label, logits):
     """``label - sigmoid(logits)``, zero where ``|logits| >= MAX_EXP``: gensim skips those pairs
     (their sigmoid is off its table), which also bounds how hard a saturated pair can pull."""
     return jnp.where(jnp.abs(logits) < MAX_EXP, label - jax.nn.sigmoid(logits), 0.0)
+
+
+def _loss(label, logits, weight):
+    """gensim's training loss, ``-log sigmoid(+-logits)`` (``+`` where ``label`` is 1), summed
+    with ``weight`` over the pairs gensim trains (``|logits| < MAX_EXP``)."""
+    z = (2.0 * label - 1.0) * logits
+    return jnp.sum(jnp.where(jnp.abs(logits) < MAX_EXP, -jax.nn.log_sigmoid(z), 0.0) * weight)
 
 
 # ---------------------------------------------------------------- windows as shifted rows
@@ -151,17 +159,18 @@ def _group_products(o, x, error):
     Args:
       o: ``[G, K, D]`` output rows; x: ``[G, S, D]`` input rows;
       error: ``logits [G, K, S] -> [G, K, S]``, the learning rate times the error of each pair.
-    Returns: ``(d_x [G, S, D], d_o [G, K, D])``.
+    Returns: ``(d_x [G, S, D], d_o [G, K, D], logits [G, K, S])``.
 
     The scores are computed transposed (``[G, K, S]``) and the error is transposed once, in
     memory, for ``d_x``: then every product contracts the left operand's last dimension with the
     right operand's middle one (or both last ones for the scores), the forms XLA:CPU runs fastest.
     """
-    g = error(jnp.einsum("gkd,gsd->gks", o, x))
+    logits = jnp.einsum("gkd,gsd->gks", o, x)
+    g = error(logits)
     d_o = jnp.einsum("gks,gsd->gkd", g, x)
     # The barrier keeps the transposed copy: without it XLA folds the transpose into the product.
     d_x = jnp.einsum("gsk,gkd->gsd", barrier(jnp.swapaxes(g, 1, 2)), o)
-    return d_x, d_o
+    return d_x, d_o, logits
 
 
 def _shared_negatives(table, rows, x, alpha, weight, mask=None):
@@ -172,15 +181,11 @@ def _shared_negatives(table, rows, x, alpha, weight, mask=None):
       x: ``[G, S, D]`` input rows (``S`` inputs per group); weight: ``[G, S]`` how many
         (input, positive) pairs each input row stands for; mask: optional ``[G, K, S]``.
     Returns:
-      ``(d_x [G, S, D], (rows [G * K], d_out [G * K, D]))``.
+      ``(d_x [G, S, D], (rows [G * K], d_out [G * K, D]), loss)`` (the loss of the negatives).
     """
-
-    def error(logits):
-        g = _error(0.0, logits) * (alpha * weight)[:, None, :]
-        return g if mask is None else g * mask
-
-    d_x, d_o = _group_products(table[rows], x, error)
-    return d_x, (rows.reshape(-1), d_o.reshape(-1, d_o.shape[-1]))
+    pair_weight = weight[:, None, :] if mask is None else weight[:, None, :] * mask
+    d_x, d_o, logits = _group_products(table[rows], x, lambda z: _error(0.0, z) * alpha * pair_weight)
+    return d_x, (rows.reshape(-1), d_o.reshape(-1, d_o.shape[-1])), _loss(0.0, logits, pair_weight)
 
 
 def _huffman_paths(syn1, tables, ids, examples, cfg: StepConfig):
@@ -207,40 +212,44 @@ def skipgram_ns(win: Windows, syn1neg, negs, alpha, cfg: StepConfig):
     """Skip-gram with negative sampling: input = context ``j + o``, output = centre ``j``
     (gensim's orientation), and the negatives ``negs [C / S, K']`` of each input's group.
 
-    Returns ``(d_x [C, D], (rows, deltas))``, the latter for ``syn1neg``.
+    Returns ``(d_x [C, D], (rows, deltas), loss)``, the deltas for ``syn1neg``.
     """
     c, s = win.c, cfg.negative_group
     y = syn1neg[win.ids]  # [C, D] positive outputs (the centre words)
     pos_g = []  # pos_g[o][j]: the error of the pair (j + o, j), times alpha
     d_y = jnp.zeros_like(y)
+    loss = 0.0
     for m, o in zip(win.masks, win.offsets):
         xo = win.context(o)
-        g = _error(1.0, jnp.sum(xo * y, -1)) * alpha * m
+        f = jnp.sum(xo * y, -1)
+        g = _error(1.0, f) * alpha * m
         pos_g.append(g)
         d_y = d_y + g[:, None] * xo
+        loss = loss + _loss(1.0, f, m)
     # Every pair with input j shares j's group negatives: the negative term of input j is
     # counted once, weighted by its number of pairs.
     n_pairs = win.unshift_sum(win.masks)  # [C]
     weight = (n_pairs * (cfg.negative / cfg.negative_draws)).reshape(c // s, s)
-    d_xn, (rows, d_o) = _shared_negatives(
+    d_xn, (rows, d_o), neg_loss = _shared_negatives(
         syn1neg, negs, win.x.reshape(c // s, s, -1), alpha, weight
     )
     d_x = d_xn.reshape(c, -1) + win.unshift_weighted(pos_g, y)
-    return d_x, (jnp.concatenate([win.ids, rows]), jnp.concatenate([d_y, d_o]))
+    return d_x, (jnp.concatenate([win.ids, rows]), jnp.concatenate([d_y, d_o])), loss + neg_loss
 
 
 def skipgram_hs(win: Windows, syn1, tables, alpha, cfg: StepConfig):
     """Skip-gram with hierarchical softmax: per centre, its ``L`` path nodes against its ``2W``
-    contexts. Returns ``(d_x [C, D], (rows, deltas))``, the latter for ``syn1``."""
+    contexts. Returns ``(d_x [C, D], (rows, deltas), loss)``, the deltas for ``syn1``."""
     points, labels, on_path, o, node_scale = _huffman_paths(syn1, tables, win.ids, win.count, cfg)
     xctx = jnp.stack([win.context(off) for off in win.offsets], axis=1)  # [C, 2W, D]
-    weight = alpha * jnp.stack(win.masks, axis=1)[:, None, :] * on_path[:, :, None]
-    d_ctx, d_o = _group_products(
-        o, xctx, lambda z: _error(labels[:, :, None], z) * weight
-    )  # [C, 2W, D], [C, L, D]
+    weight = jnp.stack(win.masks, axis=1)[:, None, :] * on_path[:, :, None]
+    d_ctx, d_o, logits = _group_products(
+        o, xctx, lambda z: _error(labels[:, :, None], z) * alpha * weight
+    )  # [C, 2W, D], [C, L, D], [C, L, 2W]
     d_x = win.unshift_sum([d_ctx[:, i] for i in range(len(win.offsets))])
     d_o = d_o * node_scale[:, :, None]
-    return d_x, (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1]))
+    loss = _loss(labels[:, :, None], logits, weight)
+    return d_x, (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1])), loss
 
 
 def cbow_input(win: Windows, cfg: StepConfig):
@@ -254,28 +263,32 @@ def cbow_input(win: Windows, cfg: StepConfig):
 
 def cbow_ns(win: Windows, h, has_ctx, syn1neg, negs, alpha, cfg: StepConfig):
     """CBOW with negative sampling: ``h`` against the centre and its group's negatives (one
-    equal to the centre is skipped, as in gensim). Returns ``(d_h [C, D], (rows, deltas))``."""
+    equal to the centre is skipped, as in gensim). Returns ``(d_h [C, D], (rows, deltas), loss)``."""
     c, s = win.c, cfg.negative_group
     y = syn1neg[win.ids]  # [C, D] positive outputs (the centre words)
-    g = _error(1.0, jnp.sum(h * y, -1)) * alpha * has_ctx
+    f = jnp.sum(h * y, -1)
+    g = _error(1.0, f) * alpha * has_ctx
     d_y = g[:, None] * h
     mask = (negs[:, :, None] != win.ids.reshape(c // s, 1, s)).astype(h.dtype)  # [G, K, S]
-    d_hn, (rows, d_o) = _shared_negatives(
+    d_hn, (rows, d_o), neg_loss = _shared_negatives(
         syn1neg, negs, h.reshape(c // s, s, -1), alpha, has_ctx.reshape(c // s, s), mask
     )
     d_h = g[:, None] * y + d_hn.reshape(c, -1)
-    return d_h, (jnp.concatenate([win.ids, rows]), jnp.concatenate([d_y, d_o]))
+    loss = _loss(1.0, f, has_ctx) + neg_loss
+    return d_h, (jnp.concatenate([win.ids, rows]), jnp.concatenate([d_y, d_o])), loss
 
 
 def cbow_hs(win: Windows, h, has_ctx, syn1, tables, alpha, cfg: StepConfig):
     """CBOW with hierarchical softmax: ``h`` against the centre's path nodes.
-    Returns ``(d_h [C, D], (rows, deltas))``, the latter for ``syn1``."""
+    Returns ``(d_h [C, D], (rows, deltas), loss)``, the deltas for ``syn1``."""
     points, labels, on_path, o, node_scale = _huffman_paths(syn1, tables, win.ids, has_ctx, cfg)
-    g = _error(labels, jnp.einsum("cd,cld->cl", h, o)) * alpha
-    g = g * on_path * has_ctx[:, None]
+    logits = jnp.einsum("cd,cld->cl", h, o)
+    weight = on_path * has_ctx[:, None]
+    g = _error(labels, logits) * alpha * weight
     d_h = jnp.einsum("cl,cld->cd", g, o)
     d_o = (g * node_scale)[:, :, None] * h[:, None, :]
-    return d_h, (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1]))
+    loss = _loss(labels, logits, weight)
+    return d_h, (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1])), loss
 
 
 def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
@@ -288,36 +301,42 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
       alpha: learning rate (scalar).
     Returns:
       ``(updates, stats)``: ``updates[name] = (rows [M] int32, deltas [M, D])`` to scatter-add,
-      ``stats = [kept tokens, trained centres (CBOW) or pairs (SG), tokens lost to overflow]``.
+      ``stats = [kept tokens, trained centres (CBOW) or pairs (SG), tokens lost to overflow,
+      training loss (``cfg.compute_loss``; else 0)]``.
     """
     win = context_windows(params["syn0"], draws, cfg)
-    updates, grads = {}, []  # grads: the input side's gradient from each output table
+    updates, grads, losses = {}, [], []  # the input side's gradient and loss of each output table
     if cfg.sg:
         if cfg.negative:
-            d, updates["syn1neg"] = skipgram_ns(win, params["syn1neg"], draws["negs"], alpha, cfg)
+            d, updates["syn1neg"], loss = skipgram_ns(win, params["syn1neg"], draws["negs"], alpha, cfg)
             grads.append(d)
+            losses.append(loss)
         if cfg.hs:
-            d, updates["syn1"] = skipgram_hs(win, params["syn1"], tables, alpha, cfg)
+            d, updates["syn1"], loss = skipgram_hs(win, params["syn1"], tables, alpha, cfg)
             grads.append(d)
+            losses.append(loss)
         d_x = sum(grads[1:], grads[0])
         n_trained = sum(m.sum() for m in win.masks)
     else:
         h, has_ctx = cbow_input(win, cfg)
         if cfg.negative:
-            d, updates["syn1neg"] = cbow_ns(
+            d, updates["syn1neg"], loss = cbow_ns(
                 win, h, has_ctx, params["syn1neg"], draws["negs"], alpha, cfg
             )
             grads.append(d)
+            losses.append(loss)
         if cfg.hs:
-            d, updates["syn1"] = cbow_hs(win, h, has_ctx, params["syn1"], tables, alpha, cfg)
+            d, updates["syn1"], loss = cbow_hs(win, h, has_ctx, params["syn1"], tables, alpha, cfg)
             grads.append(d)
+            losses.append(loss)
         d_h = sum(grads[1:], grads[0])
         if not cfg.cbow_mean:  # gensim divides the error over summed windows
             d_h = d_h / jnp.maximum(win.count, 1.0)[:, None]
         d_x = win.unshift_weighted(win.masks, d_h)
         n_trained = has_ctx.sum()
     updates["syn0"] = (win.ids, d_x)
-    stats = jnp.stack([draws["n_kept"], n_trained, draws["n_dropped"]]).astype(win.x.dtype)
+    loss = sum(losses) if cfg.compute_loss else 0.0  # dead code for XLA when not asked for
+    stats = jnp.stack([draws["n_kept"], n_trained, draws["n_dropped"], loss]).astype(win.x.dtype)
     return updates, stats
 
 
