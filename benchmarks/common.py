@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -61,6 +62,7 @@ def write_result(
         "cpu": platform.processor() or platform.machine(),
         "cpu_model": cpu_model(),
         "isa": isa(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # e.g. --xla_cpu_max_isa=AVX2 forces a code path
         "jax_version": jax.__version__,
         "git_sha": git_sha(RESULTS_DIR.parent),
         "command": command or "python -m " + " ".join([f"benchmarks.{name}", *sys.argv[1:]]),

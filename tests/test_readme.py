@@ -2,6 +2,7 @@
 
 import pathlib
 import re
+import runpy
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -26,3 +27,14 @@ def test_readme_links_resolve():
     for target in re.findall(r"\]\(([^)#]+)\)", text):
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+def test_readme_word2vec_example_runs(tmp_path, monkeypatch):
+    """The Python example under "word2vec from Python" runs as written."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## word2vec from Python") :]
+    code = re.search(r"```python\n(.+?)\n```", section, re.DOTALL).group(1)
+    (tmp_path / "example.py").write_text(code)
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(tmp_path / "example.py"))
+    assert (tmp_path / "w2v" / "word2vec.json").exists()

@@ -128,17 +128,28 @@ def analogy_path() -> pathlib.Path:
 
 
 def load_corpus(name: str) -> list[list[str]]:
-    """Named corpus: ``ptb`` (train split), ``brown``, ``ptb_brown`` (both), or a file path."""
+    """Named corpus: ``ptb`` (train split), ``brown``, ``ptb_brown`` (both), ``fra_eng`` (the English
+    side of the fra-eng train split), ``flickr8k`` (the train split's captions), or a file path.
+    The last two are lower-cased and split at spaces, with ``, . ! ?`` as tokens."""
     if name == "ptb":
         return load_ptb("train")
     if name == "brown":
         return load_brown()
     if name in ("ptb_brown", "ptb+brown"):
         return load_ptb("train") + load_brown()
+    if name == "fra_eng":
+        from embeddings_jax.data.translation import load_fra_eng, preprocess
+
+        return [preprocess(s).split() for s in load_fra_eng("train")[0]]
+    if name == "flickr8k":
+        from embeddings_jax.data.captions import load_flickr8k
+        from embeddings_jax.data.translation import preprocess
+
+        return [preprocess(s).split() for s in load_flickr8k("train").captions]
     if pathlib.Path(name).is_file():
         return read_sentences(name)
     raise ValueError(
-        f"unknown corpus {name!r}: use 'ptb', 'brown', 'ptb_brown', 'synthetic' or a text file path"
+        f"unknown corpus {name!r}: use 'ptb', 'brown', 'ptb_brown', 'fra_eng', 'flickr8k' or a text file path"
     )
 
 

@@ -90,12 +90,12 @@ class Vocab:
     def encode(self, sentences: Iterable[list[str]]) -> Corpus:
         """The in-vocabulary words of ``sentences`` (any iterable, read once) as a :class:`Corpus`,
         built in a compact buffer of 4 bytes per token (no Python list of the corpus)."""
-        packed = {w: i << 1 for i, w in enumerate(self.words)}
+        index = self.index
         buf = array.array("i")
         raw, n = 0, 0
         for n, sentence in enumerate(sentences, 1):
             raw += len(sentence)
-            enc = [packed[w] for w in sentence if w in packed]
+            enc = [index[w] << 1 for w in sentence if w in index]
             if enc:
                 enc[0] |= 1
                 buf.extend(enc)

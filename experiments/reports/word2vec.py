@@ -15,22 +15,25 @@ from experiments.reports.plots import pca_scatter
 
 BENCHMARK_JSON = RESULTS_DIR.parents[1] / "benchmarks" / "results" / "word2vec_vs_gensim-cpu.json"
 
-SPEED_NOTE = """How the step got here, and what limits it. XLA:CPU runs the operations of a loop
-body one after another on one core; gensim runs two threads. Three changes made SG-NS 4.4x and
-CBOW-NS 2.9x faster than the version before (0.40M and 1.54M words/s), with the same results
-(the same seeds give the same table, to every printed digit): (1) the step is compiled with
-YNNPACK for matrix products only (`ops/xla_cpu.py`): YNNPACK's reduce and elementwise fusions
-cost about 50 us each on the `[256, 100]` operands inside the loop, and dropping them made the
-SG-NS step 2.3x faster;
-(2) the products of the shared negatives use the orientation XLA:CPU runs fastest (scores as
-`[G, K, S]`), 2-3x faster for the output gradient; (3) values that XLA:CPU otherwise recomputes
-inside every `[C, D]` fusion that reads them are computed once: the row masks and gathered
-input rows behind optimization barriers, and the negatives sampled for the whole call before
-its loop. What remains is spread over elementwise fusions of `[C, D]` rows, row gathers,
-scatter-adds and small batched products. Data parallelism over two CPU devices is still slower
-(SG-NS 0.50M vs 1.87M, CBOW-NS 1.31M vs 4.32M words/s): each step needs a collective, a
-rendezvous of the devices, and every device applies all updates. Hierarchical softmax pads
-every Huffman path to the longest code (19 nodes here) and stays 3-4x slower than gensim."""
+SPEED_NOTE = """What limits the step, measured on these runs. (1) Hierarchical softmax pads
+every Huffman path to the longest code and gathers `[C, L, D]` output rows for it, where gensim
+walks each word's own code: 3-7x slower than gensim in every corpus of the matrix (open in #19).
+(2) Short sentences (fra-eng's English side averages 7 words, the Flickr8k captions 12): each
+centre computes all `2W` window offsets and masks those beyond its sentence, while gensim
+visits only real pairs, so SG-NS falls below gensim there. (3) Workers: one worker already
+spreads each step over the cores with XLA's threads (about 1.7 of 2 cores); every extra CPU
+device in the process (`use_cpu_cores`) makes each device's program slower, so on 2 cores
+several in-process workers beat one worker of the same 8-device process but stay below one
+worker alone (default run above). And summing stale copies costs quality as workers grow: 2
+workers lose 0.3 points of analogy accuracy, 4 lose 1.4 and 8 diverge, though all workers
+together train the same 131k tokens between merges (a per-row mean of the deltas was worse
+still at 2 workers). The default is therefore one worker; several workers are for machines
+with several accelerators or hosts (`jax.distributed`), and a merge that holds at 8 workers is
+open in #19. (4) The code
+path: the same command with XLA held to AVX2 (`XLA_FLAGS=--xla_cpu_max_isa=AVX2`, JSON
+`word2vec_vs_gensim_isa_avx2-cpu.json`) gives a speed of the same order; run-to-run swings of the
+2-core machine (gensim's own words/s moved up to 40% between runs) are as large as the
+difference, so no ISA-specific tuning was added. GPU speed is unmeasured: no GPU was lent."""
 
 QUALITY_NOTE = """What made ours trail gensim before (measured, and fixed): (1) gensim 4 draws
 input vectors from U[-1/D, 1/D], twice the C tool's range that we used; output vectors start at
@@ -115,40 +118,79 @@ def results_table(metrics: dict, corpus: str) -> tuple[list[str], dict]:
     return rows, flat
 
 
+def _speed_rows(b: dict) -> list[str]:
+    """One row per (corpus, variant) cell of a ``word2vec_vs_gensim`` JSON."""
+    m, g = b["metrics"], b["peers"]["gensim"]
+
+    def speed(d, key):
+        runs = d.get(key + "_runs_words_per_second", [])
+        spread = f" ({min(runs) / 1e6:.2f}-{max(runs) / 1e6:.2f}M)" if len(runs) > 1 else ""
+        return f"{d[key + '_words_per_second']:,.0f}{spread}"
+
+    header = ("| corpus | variant | ours words/s | gensim words/s | ratio | cores ours / gensim | "
+              "analogy ours / gensim | WS-353 ρ ours / gensim | SimLex ρ ours / gensim |")  # fmt: skip
+    rows = [header, "|---|---|---:|---:|---:|---|---|---|---|"]
+    for key in b["config"]["cells"]:
+        corpus, v = key.rsplit("_", 1)
+        rows.append(
+            f"| {corpus} | {v} | {speed(m, key)} | {speed(g, key)} | "
+            f"{m[key + '_words_per_second_speedup_vs_gensim']:.2f} | "
+            f"{m[key + '_cores']:.2f} / {g[key + '_cores']:.2f} | "
+            f"{_pair(m, g, key + '_analogy_acc', '.2%')} | "
+            f"{_pair(m, g, key + '_wordsim353_spearman', '.3f')} | "
+            f"{_pair(m, g, key + '_simlex999_spearman', '.3f')} |"
+        )
+    return rows
+
+
+def _pair(m: dict, g: dict, key: str, fmt: str) -> str:
+    """``ours / gensim``; a dash for a corpus of made-up words (NaN)."""
+    if np.isnan(m[key]):
+        return "—"
+    return f"{m[key]:{fmt}} / {g[key]:{fmt}}"
+
+
+def _source(b: dict, path: pathlib.Path) -> str:
+    return (f"`{b['command']}` on {b['cpu_model']} ({b['isa']}), `benchmarks/results/{path.name}`, "
+            f"git {b['git_sha']}")  # fmt: skip
+
+
 def speed_section(path: pathlib.Path = BENCHMARK_JSON) -> list[str]:
-    """Markdown lines for the speed table of ``benchmarks/word2vec_vs_gensim`` (its JSON), if run."""
+    """Markdown lines of the ``benchmarks/word2vec_vs_gensim`` JSONs beside ``path`` (the default
+    run, then the matrix, the worker scaling and the memory runs, where they were run)."""
     if not path.exists():
         return ["(run `python -m benchmarks.word2vec_vs_gensim` for the speed comparison)"]
-    b = json.loads(path.read_text())
-    m, g = b["metrics"], b["peers"]["gensim"]
-    header = ("| variant | embeddings_jax words/s (range) | gensim words/s (range) | ratio | "
-              "analogy ours / gensim |")  # fmt: skip
-    rows = [header, "|---|---|---|---|---|"]
-
-    def speed(d, v):
-        runs = d.get(v + "_runs_words_per_second", [])
-        spread = f" ({min(runs) / 1e6:.2f}-{max(runs) / 1e6:.2f}M)" if len(runs) > 1 else ""
-        return f"{d[v + '_words_per_second']:,.0f}{spread}"
-
-    for v in b["config"]["variants"].split(","):
-        rows.append(f"| {v} | {speed(m, v)} | {speed(g, v)} | "
-                    f"{m[v + '_words_per_second_speedup_vs_gensim']:.2f} | "
-                    f"{m[v + '_analogy_acc']:.2%} / {g[v + '_analogy_acc']:.2%} |")  # fmt: skip
-    memory = ""
-    if "memory_peak_rss_mb" in m:
-        memory = (f"Peak memory with a {m['memory_vocab_size']:,}-word vocabulary: "
-                  f"{m['memory_peak_rss_mb']:,.0f} MB RSS ({m['memory_tables_mb']:,.0f} MB of "
-                  "tables")  # fmt: skip
-        if "memory_peak_rss_mb" in g:
-            memory += f"; gensim {g['memory_peak_rss_mb']:,.0f} MB"
-        memory += ")."
-    return [
-        (f"`{b['command']}` (medians of {b['config']['repeats']} runs, ours and gensim's "
-         f"alternating, compilation excluded, vocabulary building timed apart, gensim with "
-         f"{b['config']['gensim_workers']} threads; `benchmarks/results/{path.name}`, git "
-         f"{b['git_sha']}):"),
-        "", *rows, "", memory, "", SPEED_NOTE,
-    ]  # fmt: skip
+    out = []
+    for name, title in (("", None), ("_isa_avx2", "The same run with XLA held to AVX2"),
+                        ("_matrix", "Every corpus and variant"), ("_scaling", "Workers (one CPU device each)"),
+                        ("_memory", "Memory")):  # fmt: skip
+        p = path.with_name(path.name.replace("-", name + "-", 1))
+        if not p.exists():
+            continue
+        b = json.loads(p.read_text())
+        m = b["metrics"]
+        if title:
+            out += [f"### {title}", ""]
+        out += [_source(b, p) + ":", ""]
+        if b["config"].get("cells"):
+            out += [*_speed_rows(b), ""]
+        if "scaling" in m:
+            out += ["| workers | sync_every | words/s | cores | analogy | WS-353 ρ | SimLex ρ |",
+                    "|---:|---:|---:|---:|---|---|---|"]  # fmt: skip
+            out += [f"| {r['workers']} | {r['sync_every']} | {r['words_per_second']:,.0f} | {r['cores']:.2f} | "
+                    f"{r['analogy_acc']:.2%} | {r['wordsim353_spearman']:.3f} | {r['simlex999_spearman']:.3f} |"
+                    for r in m["scaling"]]  # fmt: skip
+            out.append("")
+        if "memory_peak_rss_mb" in m:
+            g = b["peers"]["gensim"]
+            out += [(f"`corpus_file` training of the Zipf corpus ({m['memory_tokens']:,} tokens kept, "
+                     f"{m['memory_vocab_size']:,} words): peak RSS {m['memory_peak_rss_mb']:,.0f} MB, "
+                     f"{m['memory_peak_rss_mb'] - m['memory_baseline_rss_mb']:,.0f} MB above the runtime's "
+                     f"{m['memory_baseline_rss_mb']:,.0f} MB, i.e. "
+                     f"{m['memory_peak_over_baseline_vs_tokens_x4_plus_tables']:.2f}x of 4 bytes per "
+                     f"token + two tables ({m['memory_tokens_x4_plus_tables_mb']:,.0f} MB); gensim "
+                     f"{g['memory_peak_rss_mb']:,.0f} MB."), ""]  # fmt: skip
+    return [*out, SPEED_NOTE]
 
 
 def results_markdown(config, metrics: dict, neighbours: str, plot) -> tuple[str, dict]:

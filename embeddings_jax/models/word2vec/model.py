@@ -36,12 +36,19 @@ from embeddings_jax.ops.huffman import build_huffman
 from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
 from embeddings_jax.train.atomic import atomic_directory, resolve_directory
 from embeddings_jax.train.logging import progress
-from embeddings_jax.train.sharding import DATA_AXIS, host_value, make_mesh, replicated, worker_devices
+from embeddings_jax.train.sharding import (
+    DATA_AXIS,
+    host_value,
+    make_mesh,
+    replicated,
+    worker_devices,
+)
 from embeddings_jax.vectors import KeyedVectors
 
 # Training steps per jitted call (a lax.scan): fewer Python dispatches, same updates.
 STEPS_PER_CALL = 32
-# Tokens each worker trains between merges when ``sync_every`` is not given.
+# Tokens all workers together train between merges when ``sync_every`` is not given: the deltas
+# of n workers are summed, so staleness is bounded over all of them.
 TOKENS_PER_MERGE = 1 << 17
 
 _HPARAMS = (
@@ -82,7 +89,7 @@ class Word2Vec:
       negative_group: consecutive inputs that share one draw of ``negative`` negatives.
       chunks_per_step: chunks per step over all workers (default: one per worker).
       sync_every: steps each worker trains on its own copy between merges (``None``: about
-        ``TOKENS_PER_MERGE`` tokens' worth; 1: the synchronous step).
+        ``TOKENS_PER_MERGE`` tokens of all workers together; 1: the synchronous step).
       devices: the workers' devices, overriding ``workers``. progress: show a progress bar.
     """
 
@@ -259,9 +266,9 @@ class Word2Vec:
             shrink_windows=self.shrink_windows,
             compute_loss=self.compute_loss,
         )
-        self._step = make_train_step(cfg, self.mesh)
-        per_step = self.chunk_size * self.chunks_per_step // self.mesh.size  # tokens per worker
+        per_step = self.chunk_size * self.chunks_per_step  # tokens per step, all workers
         self.sync_every = self._sync_every_arg or max(1, TOKENS_PER_MERGE // per_step)
+        self._step = make_train_step(cfg, self.mesh)
 
     def _auto_chunk(self, keep: np.ndarray, counts: np.ndarray) -> int:
         """Chunk size bounding how often one word's updates pile up in a single step.
@@ -352,8 +359,9 @@ class Word2Vec:
             )
         raw_words, n_tokens = corpus.raw_words, len(corpus)
         plan = _Schedule(len(corpus), self.chunk_size, self.chunks_per_step, self.mesh.size, self.sync_every)
-        tokens = _put(plan.worker_blocks(corpus.tokens), self.mesh, P(DATA_AXIS))
-        del source, corpus  # the host copy of an encoded corpus is no longer needed
+        blocks = plan.worker_blocks(corpus.tokens, self.mesh)
+        del source, corpus  # an encoded corpus read here is freed before its blocks are placed
+        tokens = _put_blocks(blocks, plan.block_length, self.mesh)
         key = jax.random.key(self.seed)
         stats = jnp.zeros(4)
         self.running_training_loss = 0.0
@@ -561,15 +569,21 @@ class _Schedule:
         self.calls = -(-self.steps // per_call)
         self.padded_steps = self.calls * per_call
 
-    def worker_blocks(self, tokens: np.ndarray):
-        """``(shape, block(w))``: the global ``[n * L]`` token array and worker ``w``'s ``[L]``
-        block (its ``steps * g / n`` chunks, then the empty one; ``-1`` is padding)."""
+    @property
+    def block_length(self) -> int:
+        """Tokens on each worker's device: its ``steps * g / n`` chunks and the empty one."""
+        return (self.steps * self.per_worker + 1) * self.c
+
+    def worker_blocks(self, tokens: np.ndarray, mesh: Mesh) -> dict[int, np.ndarray]:
+        """``{w: block}`` for the workers on this process's devices: worker ``w``'s chunks in the
+        order it trains them, then the empty chunk (``-1`` is padding)."""
         c, g, gl, steps = self.c, self.g, self.per_worker, self.steps
         full = self.n_tokens // c
         chunks = tokens[: full * c].reshape(full, c)
-        length = (steps * gl + 1) * c
-
-        def block(w: int) -> np.ndarray:
+        blocks = {}
+        for w, device in enumerate(mesh.devices.flat):
+            if device.process_index != jax.process_index():
+                continue
             k = (np.arange(steps)[:, None] * g + w * gl + np.arange(gl)).ravel()  # its global chunks
             out = np.full((k.size + 1, c), -1, np.int32)
             held = k < full
@@ -577,9 +591,8 @@ class _Schedule:
             tail = np.flatnonzero(k == full)
             if tail.size:
                 out[tail[0], : self.n_tokens - full * c] = tokens[full * c :]
-            return out.reshape(-1)
-
-        return (self.n * length,), length, block
+            blocks[w] = out.reshape(-1)
+        return blocks
 
     def calls_of_epoch(self, epoch: int, epochs: int, a0: float, a1: float):
         """``(local_chunk, chunk_id, alpha)`` of each call of ``epoch``, ``[rounds, sync_every, g]``
@@ -597,14 +610,19 @@ class _Schedule:
         yield from zip(*(x.reshape(shape) for x in (local, chunk_id, alpha)))
 
 
-def _put(x, mesh: Mesh, spec: P):
-    """A host array (or ``(shape, block_length, block(w))`` of :meth:`_Schedule.worker_blocks`) as a
-    global array on ``mesh``; each process places only its own devices' parts."""
-    sharding = NamedSharding(mesh, spec)
-    if isinstance(x, tuple):
-        shape, length, block = x
-        return jax.make_array_from_callback(shape, sharding, lambda idx: block(idx[0].indices(shape[0])[0] // length))
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+def _put(x: np.ndarray, mesh: Mesh, spec: P):
+    """A host array (the same on every process) as a global array on ``mesh``."""
+    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec), lambda idx: x[idx])
+
+
+def _put_blocks(blocks: dict[int, np.ndarray], length: int, mesh: Mesh):
+    """The ``[n * length]`` token array sharded over the workers from this process's blocks
+    (:meth:`_Schedule.worker_blocks`), each host block freed once its device holds it."""
+    n = mesh.size
+    return jax.make_array_from_callback(
+        (n * length,), NamedSharding(mesh, P(DATA_AXIS)),
+        lambda idx: blocks.pop(idx[0].indices(n * length)[0] // length),
+    )  # fmt: skip
 
 
 def _grown_params(params: dict, v: int, seed: int, mesh: Mesh) -> dict:

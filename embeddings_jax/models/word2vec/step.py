@@ -110,8 +110,7 @@ def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig, negs=
 def merge_workers(base: dict, params: dict, axis: str) -> dict:
     """``base + sum_w (params_w - base)``: every worker's tables after the merge hold the
     updates all workers made since ``base`` (their last merge), through one all-reduce."""
-    gathered = jax.lax.all_gather(jax.tree.map(jnp.subtract, params, base), axis)
-    return jax.tree.map(lambda b, d: b + d.sum(0), base, gathered)
+    return jax.tree.map(lambda b, p: b + jax.lax.psum(p - b, axis), base, params)
 
 
 # ---------------------------------------------------------------- the jitted loop
