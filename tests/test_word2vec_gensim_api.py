@@ -61,6 +61,8 @@ def test_bad_corpus_and_worker_input_is_named(tmp_path):
         Word2Vec(workers=0)
     with pytest.raises(ValueError, match="sync_every"):
         Word2Vec(sync_every=0)
+    with pytest.warns(UserWarning, match="use_cpu_cores"):  # more workers than devices: said, not silent
+        assert Word2Vec(workers=len(jax.devices()) + 1).mesh.size == len(jax.devices())
 
 
 def test_training_loss_is_reported_like_gensim():

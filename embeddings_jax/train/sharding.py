@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,9 +53,15 @@ def use_cpu_cores(n: int | None = None) -> bool:
 
 
 def worker_devices(workers: int) -> list[jax.Device]:
-    """The first ``workers`` devices, one per parallel worker; all of them where fewer exist (on
-    CPU, JAX starts with one device unless :func:`use_cpu_cores` ran first)."""
-    return jax.devices()[:workers]
+    """The first ``workers`` devices, one per parallel worker; all of them where fewer exist,
+    with a one-line warning that says how to get more on CPU (:func:`use_cpu_cores`)."""
+    available = jax.devices()
+    if workers > len(available):
+        how = ("call embeddings_jax.train.sharding.use_cpu_cores() right after `import jax`"
+               if available[0].platform == "cpu" else "this process has no more devices")  # fmt: skip
+        warnings.warn(f"workers={workers} but JAX has {len(available)} device(s), so {len(available)} "
+                      f"worker(s) train; {how}", stacklevel=3)  # fmt: skip
+    return available[:workers]
 
 
 def host_value(x) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The jitted word2vec step: random draws of each chunk, the scanned loop, parallel workers.
 
 One call trains on ``R`` rounds of ``E`` steps of ``G`` chunks of ``C`` consecutive corpus
-tokens. Everything a
-chunk needs is generated on device from the corpus array (:func:`sample_chunk`): frequent-word
+tokens. Everything a chunk needs is generated on device from the corpus array
+(:func:`sample_chunk`): frequent-word
 subsampling (kept tokens are compacted, so windows span the surviving words as in gensim),
 reduced ("dynamic") windows, sentence boundaries, and unigram^0.75 negatives from an alias table.
 The updates themselves are :mod:`~embeddings_jax.models.word2vec.updates`.
