@@ -22,17 +22,10 @@ from embeddings_jax.config import parse_arg
 from embeddings_jax.data import synthetic, text
 from embeddings_jax.eval.analogy import evaluate_word_analogies
 from embeddings_jax.eval.word_similarity import default_pair_files, evaluate_word_pairs
-from embeddings_jax.models.word2vec import Word2Vec
+from embeddings_jax.models.word2vec import VARIANTS, Word2Vec
 from embeddings_jax.vectors import KeyedVectors
 from experiments.common import command_line
 from experiments.reports import word2vec as report
-
-VARIANTS = {  # name -> (sg, hs, negative)
-    "sgns": (1, 0, 5),
-    "cbowns": (0, 0, 5),
-    "sghs": (1, 1, 0),
-    "cbowhs": (0, 1, 0),
-}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -1,7 +1,7 @@
 """word2vec: the update math (:mod:`.updates`), the jitted step (:mod:`.step`) and the
 gensim-style :class:`Word2Vec` (:mod:`.model`)."""
 
-from embeddings_jax.models.word2vec.model import Word2Vec, init_params
+from embeddings_jax.models.word2vec.model import VARIANTS, Word2Vec, init_params
 from embeddings_jax.models.word2vec.step import (
     chunk_updates,
     make_train_step,
@@ -18,6 +18,7 @@ from embeddings_jax.models.word2vec.updates import (
 
 __all__ = [
     "MAX_EXP",
+    "VARIANTS",
     "StepConfig",
     "Word2Vec",
     "apply_updates",

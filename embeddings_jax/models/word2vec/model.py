@@ -30,6 +30,7 @@ from jax.sharding import PartitionSpec as P
 
 from embeddings_jax.data.text import LineSentence
 from embeddings_jax.data.vocab import Corpus, Vocab, build_vocab, keeps_word
+from embeddings_jax.index.base import check_positive_int
 from embeddings_jax.models.word2vec.step import make_train_step
 from embeddings_jax.models.word2vec.updates import StepConfig
 from embeddings_jax.ops.huffman import build_huffman
@@ -50,6 +51,9 @@ STEPS_PER_CALL = 32
 # Tokens all workers together train between merges when ``sync_every`` is not given: the deltas
 # of n workers are summed, so staleness is bounded over all of them.
 TOKENS_PER_MERGE = 1 << 17
+
+# The four classic variants by name: (sg, hs, negative) as Word2Vec takes them.
+VARIANTS = {"sgns": (1, 0, 5), "cbowns": (0, 0, 5), "sghs": (1, 1, 0), "cbowhs": (0, 1, 0)}
 
 _HPARAMS = (
     "vector_size", "window", "min_count", "sample", "sg", "hs", "negative", "ns_exponent",
@@ -149,9 +153,8 @@ class Word2Vec:
                 f"chunk_size ({chunk_size}) must exceed 2 * window + 1 and be a multiple of "
                 f"negative_group ({negative_group})"
             )
-        if sync_every is not None and (isinstance(sync_every, bool) or not isinstance(sync_every, (int, np.integer))
-                                       or sync_every < 1):
-            raise ValueError(f"sync_every must be a positive integer (steps between merges), got {sync_every!r}")
+        if sync_every is not None:
+            check_positive_int(sync_every, "sync_every")
         self.vector_size, self.window, self.min_count, self.sample = vector_size, window, min_count, sample
         self.sg, self.hs, self.negative, self.ns_exponent = int(sg), int(hs), negative, ns_exponent
         self.cbow_mean, self.alpha, self.min_alpha = int(cbow_mean), alpha, min_alpha
@@ -367,13 +370,13 @@ class Word2Vec:
         self.running_training_loss = 0.0
         _notify(callbacks, "on_train_begin", self)
         bar = progress(total=epochs * plan.calls, desc="word2vec") if self.progress else None
+        spec = P(None, None, DATA_AXIS)  # schedules: the chunks of a step split over the workers
         t0 = time.perf_counter()
         for e in range(epochs):
             _notify(callbacks, "on_epoch_begin", self)
             # Keyed by the global epoch, so save -> load -> train continues the same stream.
             ekey = jax.random.fold_in(key, self.epochs_trained)
             for local_chunk, chunk_id, alpha in plan.calls_of_epoch(e, epochs, a0, a1):
-                spec = P(None, None, DATA_AXIS)
                 self.params, st = self._step(
                     self.params, self.tables, tokens, _put(local_chunk, self.mesh, spec),
                     _put(chunk_id, self.mesh, spec), _put(alpha, self.mesh, spec), ekey,
@@ -557,7 +560,7 @@ class _Schedule:
     """
 
     def __init__(self, n_tokens: int, c: int, g: int, n: int, sync_every: int):
-        self.n_tokens, self.c, self.g, self.n = n_tokens, c, g, n
+        self.n_tokens, self.c, self.g = n_tokens, c, g
         self.per_worker = g // n
         self.steps = -(-n_tokens // (c * g))
         self.sync_every = min(sync_every, self.steps)
