@@ -174,13 +174,41 @@ def build_vocab(
     Raises:
       ValueError: empty corpus, or no word reaches ``min_count``.
     """
+    _check_vocab_options(min_count, trim_rule)
+    counts, raw, n = count_words(sentences, max_vocab_size)
+    if raw == 0:
+        raise ValueError("the corpus is empty: it has no tokens to build a vocabulary from")
+    return vocab_from_counts(counts, raw, n, min_count, max_final_vocab, trim_rule=trim_rule,
+                             sorted_vocab=sorted_vocab, null_word=null_word)
+
+
+def _check_vocab_options(min_count: int, trim_rule) -> None:
     if min_count < 1:
         raise ValueError(f"min_count must be >= 1, got {min_count}")
     if trim_rule is not None and not callable(trim_rule):
         raise ValueError(f"trim_rule must be a function (word, count, min_count) -> 0/1/2, got {trim_rule!r}")
-    counts, raw, n = count_words(sentences, max_vocab_size)
-    if raw == 0:
-        raise ValueError("the corpus is empty: it has no tokens to build a vocabulary from")
+
+
+def vocab_from_counts(
+    counts: dict[str, int],
+    raw_words: int,
+    num_sentences: int,
+    min_count: int = 5,
+    max_final_vocab: int | None = None,
+    *,
+    trim_rule=None,
+    sorted_vocab: bool = True,
+    null_word: bool = False,
+) -> Vocab:
+    """The :func:`build_vocab` rules applied to ready ``{word: count}`` (insertion order is the
+    first-seen order that breaks ties); ``raw_words``/``num_sentences`` describe the counted corpus.
+
+    Raises:
+      ValueError: no counts, or no word reaches ``min_count``.
+    """
+    _check_vocab_options(min_count, trim_rule)
+    if not counts:
+        raise ValueError("there are no word counts to build a vocabulary from")
     ordered = sorted(counts.items(), key=lambda kv: -kv[1])  # stable: ties keep first-seen order
     if max_final_vocab is not None and len(ordered) > max_final_vocab:
         # gensim: raise min_count just above the count of the first word that does not fit.
@@ -192,6 +220,6 @@ def build_vocab(
     if not kept:
         raise ValueError(
             f"min_count={min_count} removed every word (the most frequent word occurs "
-            f"{ordered[0][1]} times in {raw} tokens); lower min_count or use a larger corpus"
+            f"{ordered[0][1]} times in {raw_words} tokens); lower min_count or use a larger corpus"
         )
-    return Vocab([w for w, _ in kept], np.array([c for _, c in kept]), raw, n)
+    return Vocab([w for w, _ in kept], np.array([c for _, c in kept]), raw_words, num_sentences)

@@ -1,7 +1,8 @@
-"""word2vec: the update math (:mod:`.updates`), the jitted step (:mod:`.step`) and the
-gensim-style :class:`Word2Vec` (:mod:`.model`)."""
+"""word2vec: the update math (:mod:`.updates`), the jitted step (:mod:`.step`), the
+gensim-style :class:`Word2Vec` (:mod:`.model`) and node2vec / DeepWalk on it (:mod:`.node2vec`)."""
 
 from embeddings_jax.models.word2vec.model import VARIANTS, Word2Vec, init_params
+from embeddings_jax.models.word2vec.node2vec import Node2Vec, node_word_ids, walk_corpus
 from embeddings_jax.models.word2vec.step import (
     chunk_updates,
     make_train_step,
@@ -19,14 +20,17 @@ from embeddings_jax.models.word2vec.updates import (
 __all__ = [
     "MAX_EXP",
     "VARIANTS",
+    "Node2Vec",
     "StepConfig",
     "Word2Vec",
     "apply_updates",
     "chunk_updates",
     "init_params",
     "make_train_step",
+    "node_word_ids",
     "random_bits_per_chunk",
     "sample_chunk",
     "sample_negatives",
     "updates_from_draws",
+    "walk_corpus",
 ]

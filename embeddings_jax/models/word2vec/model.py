@@ -29,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from embeddings_jax.data.text import LineSentence
-from embeddings_jax.data.vocab import Corpus, Vocab, build_vocab, keeps_word
+from embeddings_jax.data.vocab import Corpus, Vocab, build_vocab, keeps_word, vocab_from_counts
 from embeddings_jax.index.base import check_positive_int
 from embeddings_jax.models.word2vec.step import make_train_step
 from embeddings_jax.models.word2vec.updates import StepConfig
@@ -200,16 +200,42 @@ class Word2Vec:
         corpus = _corpus(corpus_iterable, corpus_file)
         rule = trim_rule if trim_rule is not None else self.trim_rule
         if update:
-            return self._grow_vocab(corpus, rule)
-        self.vocab = build_vocab(corpus, self.min_count, self.max_vocab_size, self.max_final_vocab,
-                                 trim_rule=rule, sorted_vocab=bool(self.sorted_vocab),
-                                 null_word=bool(self.null_word))
-        self.corpus_count, self.corpus_total_words = self.vocab.num_sentences, self.vocab.raw_words
+            self._check_can_grow()
+            return self._grow_vocab(build_vocab(corpus, 1, self.max_vocab_size), rule)
+        return self._set_vocab(build_vocab(corpus, self.min_count, self.max_vocab_size, self.max_final_vocab,
+                                           trim_rule=rule, sorted_vocab=bool(self.sorted_vocab),
+                                           null_word=bool(self.null_word)))
+
+    def build_vocab_from_freq(self, word_freq: dict[str, int], keep_raw_vocab: bool = False,
+                              corpus_count: int | None = None, trim_rule=None,
+                              update: bool = False) -> Word2Vec:
+        """The vocabulary from ready ``{word: count}``, without reading a corpus (gensim's signature).
+
+        The same rules as :meth:`build_vocab` (``min_count``, ``max_final_vocab``, ``trim_rule``, ties
+        in the dict's order; ``update=True`` grows the model, appending new words in the dict's
+        order as gensim does). ``corpus_count`` sets the sentence count (0 when not given, as in
+        gensim); ``corpus_total_words`` becomes the sum of the counts (gensim leaves it unset).
+        ``keep_raw_vocab`` is gensim's memory knob.
+        """
+        counts = _check_word_freq(word_freq)
+        raw, n = sum(counts.values()), int(corpus_count or 0)
+        rule = trim_rule if trim_rule is not None else self.trim_rule
+        if update:
+            self._check_can_grow()
+            # gensim appends new words in the dict's order
+            return self._grow_vocab(vocab_from_counts(counts, raw, n, 1, sorted_vocab=False), rule)
+        return self._set_vocab(vocab_from_counts(counts, raw, n, self.min_count, self.max_final_vocab,
+                                                 trim_rule=rule, sorted_vocab=bool(self.sorted_vocab),
+                                                 null_word=bool(self.null_word)))
+
+    def _set_vocab(self, vocab: Vocab) -> Word2Vec:
+        self.vocab = vocab
+        self.corpus_count, self.corpus_total_words = vocab.num_sentences, vocab.raw_words
         self._make_tables()
         self.reset_params()
         return self
 
-    def _grow_vocab(self, corpus, rule) -> Word2Vec:
+    def _check_can_grow(self) -> None:
         if self.vocab is None or self.params is None:
             raise ValueError("build_vocab(update=True) grows an existing vocabulary: call build_vocab() "
                              "(and train) first")
@@ -217,7 +243,9 @@ class Word2Vec:
         if trained != self.vector_size:
             raise ValueError(f"build_vocab(update=True): vector_size is {self.vector_size} but the trained "
                              f"vectors have {trained} dimensions; keep vector_size={trained} or train a new model")
-        new = build_vocab(corpus, 1, self.max_vocab_size, trim_rule=None)
+
+    def _grow_vocab(self, new: Vocab, rule) -> Word2Vec:
+        """Adds ``new``'s counts (every word, ``min_count`` not yet applied) to the vocabulary."""
         counts = self.vocab.counts.copy()
         added = []
         for word, count in zip(new.words, new.counts.tolist()):
@@ -514,6 +542,20 @@ def _check_hyperparameters(**values) -> None:
             raise ValueError(f"{name} must be a finite number, got {v!r}")
         if v < 0:
             raise ValueError(f"{name} must be >= 0, got {v!r}")
+
+
+def _check_word_freq(word_freq) -> dict[str, int]:
+    """``{word: count}`` with string words and non-negative integer counts, as a plain dict."""
+    if not hasattr(word_freq, "items"):
+        raise TypeError(f"word_freq must be a dict of word -> count, got {type(word_freq).__name__}")
+    counts = {}
+    for word, count in word_freq.items():
+        if not isinstance(word, str):
+            raise TypeError(f"word_freq's words must be strings, got {word!r}")
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+            raise ValueError(f"word_freq[{word!r}] = {count!r}; counts must be integers >= 0")
+        counts[word] = int(count)
+    return counts
 
 
 def _corpus(corpus_iterable, corpus_file):
