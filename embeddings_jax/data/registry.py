@@ -242,6 +242,18 @@ DATASETS: dict[str, Dataset] = {
             "research use",
         ),
         Dataset(
+            "freedict",
+            "FreeDict English-French and English-German single-word translations, training part "
+            "(80% of the English headwords).",
+            {
+                "eng-fra.train.tsv": "a1343d54635842e328c2b069c27923fbb3e96112c46fe623d8ecf8a37f1d4b39",
+                "eng-deu.train.tsv": "ed738f2e60a97c98b45afac35eb42e8809f4ebda3de22e3f472c4e41853b813c",
+            },
+            {},  # parsed from Debian's dict-freedict-eng-{fra,deu} 2022.04.21-1; a local copy only
+            "The FreeDict project (freedict.org); eng-fra from Ergane",
+            "GPL-2.0-or-later",
+        ),
+        Dataset(
             "scifact",
             "BEIR SciFact claims (metadata removed) and training relevance judgements.",
             {
