@@ -25,7 +25,7 @@ from embeddings_jax.models.crosslingual import CrossLingualMapping, SelfLearning
 from embeddings_jax.models.word2vec import Word2Vec
 from experiments.reports import crosslingual as report
 
-# Rows of the table: (name, method, retrieval, supervised, refinement iterations).
+# Rows of the table: (name, method, retrieval, supervised, refinement iterations; None: the config's).
 ROWS = (
     ("least squares + NN (Mikolov 2013)", "least_squares", "nn", True, 0),
     ("Procrustes + NN", "procrustes", "nn", True, 0),

@@ -52,7 +52,7 @@ def test_csls_equals_numpy_reference():
     r_z = np.sort(s.T, 1)[:, -k:].mean(1)
     ref = 2 * s - r_q[:, None] - r_z[None, :]
     np.testing.assert_allclose(alignment.csls_scores(q, z, k), ref, atol=1e-5)
-    scores, ids = alignment.csls_topn(q, z, r_q.astype(np.float32), r_z.astype(np.float32), 3, k)
+    scores, ids = alignment.csls_topn(q, z, r_q.astype(np.float32), r_z.astype(np.float32), 3)
     np.testing.assert_array_equal(ids, np.argsort(-ref, 1)[:, :3])
     np.testing.assert_allclose(scores, -np.sort(-ref, 1)[:, :3], atol=1e-5)
 

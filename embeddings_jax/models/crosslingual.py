@@ -168,7 +168,7 @@ class CrossLingualMapping:
             k = self.csls_k
             r_q = alignment.mean_topk_similarity(q, zw, k)
             r_z = alignment.mean_topk_similarity(zw, xw, k)
-            scores, ids = alignment.csls_topn(q, zw, r_q, r_z, topn, k)
+            scores, ids = alignment.csls_topn(q, zw, r_q, r_z, topn)
         return np.asarray(ids), np.asarray(scores)
 
     def translate(self, words: Sequence[str], topn: int = 10) -> list[list[tuple[str, float]]]:

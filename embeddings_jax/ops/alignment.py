@@ -80,15 +80,14 @@ def mean_topk_similarity(q: jax.Array, x: jax.Array, k: int) -> jax.Array:
     return _map_blocks(block, q)
 
 
-@functools.partial(jax.jit, static_argnames=("topn", "k"))
-def csls_topn(q: jax.Array, z: jax.Array, r_q: jax.Array, r_z: jax.Array, topn: int, k: int = 10):
+@functools.partial(jax.jit, static_argnames=("topn",))
+def csls_topn(q: jax.Array, z: jax.Array, r_q: jax.Array, r_z: jax.Array, topn: int):
     """The ``topn`` targets of each query by CSLS: ``(scores [Q, topn], ids [Q, topn])``.
 
     ``q [Q, D]`` mapped, unit queries; ``z [M, D]`` unit targets; ``r_q [Q]`` the mean similarity
     of each query to its ``k`` nearest targets and ``r_z [M]`` of each target to its ``k`` nearest
-    (mapped) source words (:func:`mean_topk_similarity`); ``k`` is only a label here.
+    (mapped) source words (:func:`mean_topk_similarity`).
     """
-    del k
 
     def block(args):
         qb, rb = args
