@@ -13,6 +13,7 @@ from embeddings_jax.data.graphs import (
     split_edges,
 )
 from embeddings_jax.data.vocab import Corpus
+from embeddings_jax.eval.classification import cross_validate
 from embeddings_jax.models.word2vec import Node2Vec, Word2Vec, walk_corpus
 from embeddings_jax.ops.sampling import alias_probabilities
 from embeddings_jax.ops.walks import (
@@ -42,34 +43,6 @@ def _adjacency(graph: Graph) -> np.ndarray:
     src, dst, _ = graph.edge_arrays()
     a[src, dst] = True
     return a
-
-
-def _cv_accuracy(x, y, folds=5, seed=0, steps=500, lr=0.5, l2=1e-2) -> float:
-    """k-fold accuracy of L2 logistic regression (full-batch gradient descent, numpy)."""
-    x = (x - x.mean(0)) / (x.std(0) + 1e-8)
-    perm = np.random.default_rng(seed).permutation(len(y))
-    correct = 0
-    for test in np.array_split(perm, folds):
-        train = np.setdiff1d(perm, test)
-        w, b = np.zeros(x.shape[1]), 0.0
-        for _ in range(steps):
-            g = 1.0 / (1.0 + np.exp(-(x[train] @ w + b))) - y[train]
-            w -= lr * (x[train].T @ g / train.size + l2 * w)
-            b -= lr * g.mean()
-        correct += int(((x[test] @ w + b > 0) == y[test]).sum())
-    return correct / len(y)
-
-
-def _macro_f1_nearest_centroid(x, y, seed=0) -> float:
-    """Macro-F1 on a random half of the nodes of cosine nearest-centroid fitted on the other half."""
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    perm = np.random.default_rng(seed).permutation(len(y))
-    train, test = perm[::2], perm[1::2]
-    k = int(y.max()) + 1
-    centroids = np.stack([x[train][y[train] == c].mean(0) for c in range(k)])
-    pred, true = np.argmax(x[test] @ centroids.T, axis=1), y[test]
-    f1 = [2 * ((pred == c) & (true == c)).sum() / ((pred == c).sum() + (true == c).sum()) for c in range(k)]
-    return float(np.mean(f1))
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +237,17 @@ def test_walks_are_deterministic_paths_from_every_node(karate, karate_n2v):
     assert random_walks(karate_n2v.tables, starts, 1, 1.0, 0.5, key).shape == (680, 1)
 
 
+def test_walks_split_over_devices_are_the_one_device_walks(karate):
+    """Walks sharded over 4 simulated devices (tables replicated) equal the one-device walks."""
+    graph, _ = karate
+    kw = {"walk_length": 12, "num_walks": 3, "batch_walks": 64, "seed": 3}
+    for p, q in ((1.0, 1.0), (1.0, 0.5)):
+        one = Node2Vec(graph, p=p, q=q, devices=jax.devices()[:1], **kw).walks()
+        four = Node2Vec(graph, p=p, q=q, devices=jax.devices()[:4], **kw)
+        assert four.tables.indices.sharding.device_set == set(jax.devices()[:4])
+        np.testing.assert_array_equal(four.walks(), one)
+
+
 @pytest.mark.parametrize("kind", ["undirected", "directed"])
 @pytest.mark.parametrize("p,q", [(1.0, 1.0), (0.25, 4.0), (4.0, 0.25)])
 def test_walk_steps_follow_the_exact_node2vec_probabilities(small_graphs, kind, p, q):
@@ -308,14 +292,14 @@ def test_node2vec_separates_the_karate_factions(karate, karate_n2v):
     vectors = karate_n2v.wv[graph.nodes]
     assert vectors.shape == (34, 8) and karate_n2v.wv.index_to_key[0] in graph.nodes
     assert karate_n2v.model.corpus_count == 20 * 34
-    assert _cv_accuracy(vectors, labels) >= 0.85
+    assert np.mean(cross_validate(vectors, labels, folds=5)["accuracy"]) >= 0.85
 
 
 def test_deepwalk_recovers_planted_blocks():
     graph, labels = planted_partition(2000, 4, 0.02, 0.002, seed=0)
     model = Node2Vec(graph, dimensions=16, walk_length=20, num_walks=5, window=3, epochs=5, seed=0,
                      **ONE).fit()
-    assert _macro_f1_nearest_centroid(model.wv[graph.nodes], labels) >= 0.9
+    assert np.mean(cross_validate(model.node_vectors(), labels, folds=3)["macro_f1"]) >= 0.9
 
 
 # ---------------------------------------------------------------- Word2Vec.build_vocab_from_freq

@@ -21,7 +21,7 @@ def test_runlocal_end_to_end(ml100k, tmp_path):
 
     result = experiment.run(experiment.get_config("runlocal"), str(tmp_path))
     assert 0.7 < result["ml100k_u1u5_rmse_mean_biased_mf"] < 1.3
-    for name in ("random", "popularity", "two_tower_softmax"):
+    for name in ("random", "popularity", "two_tower_softmax", "node2vec"):
         for metric in ("precision", "recall", "ndcg", "map"):
             assert 0.0 <= result[f"ml100k_stratified_{metric}_at_10_{name}"] <= 1.0
     # Popularity beats random by a wide margin under this protocol.

@@ -336,6 +336,20 @@ def planted_partition(n: int, k: int, p_in: float, p_out: float, seed: int = 0) 
     return _csr(keys // n, keys % n, None, [str(i) for i in range(n)], False), labels
 
 
+def block_probabilities(n: int, k: int, mean_degree: float, mixing: float) -> tuple[float, float]:
+    """``(p_in, p_out)`` of :func:`planted_partition` for an expected ``mean_degree`` of which a
+    share ``mixing`` crosses blocks (0: disjoint blocks; ``(k - 1) / k``: no block structure)."""
+    if not (isinstance(n, (int, np.integer)) and isinstance(k, (int, np.integer)) and 2 <= k < n):
+        raise ValueError(f"need integers 2 <= k < n, got n={n!r}, k={k!r}")
+    if not 0.0 <= mixing <= 1.0 or mean_degree <= 0:
+        raise ValueError(f"need mean_degree > 0 and mixing in [0, 1], got {mean_degree!r}, {mixing!r}")
+    size = n / k
+    p_in, p_out = (1 - mixing) * mean_degree / (size - 1), mixing * mean_degree / (n - size)
+    if max(p_in, p_out) > 1:
+        raise ValueError(f"mean_degree {mean_degree} is too high for blocks of {size:.0f} nodes")
+    return float(p_in), float(p_out)
+
+
 # ---------------------------------------------------------------- link prediction
 class EdgeSplit(NamedTuple):
     """A link-prediction split: ``train`` graph, held-out ``positive [M, 2]`` edges and

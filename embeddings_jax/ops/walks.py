@@ -162,12 +162,16 @@ def check_return_params(p: float, q: float) -> None:
 
 
 def random_walks(tables: WalkTables, starts, walk_length: int, p: float, q: float,
-                 key: jax.Array) -> jax.Array:
+                 key: jax.Array, sharding: jax.sharding.Sharding | None = None) -> jax.Array:
     """``[B, walk_length] int32`` walks from ``starts [B]`` (column 0), ``-1`` after a dead end.
 
     ``p = q = 1`` gives first-order (DeepWalk, or weighted first-order) walks without rejection.
     Expected proposals per second-order step are ``max(1/p, 1, 1/q) / E[bias]``, so a very small
     ``p`` or ``q`` slows the walk. Deterministic for a ``key`` on a given backend.
+
+    ``sharding``: where ``starts`` go, e.g. split over a mesh's data axis (tables replicated on the
+    same devices): each device advances its walks, and the rejection loop's stop test is one
+    all-reduce a round. The walks are the same as on one device (JAX's partitionable PRNG).
     """
     check_return_params(p, q)
     if isinstance(walk_length, bool) or not isinstance(walk_length, (int, np.integer)) or walk_length < 1:
@@ -181,8 +185,10 @@ def random_walks(tables: WalkTables, starts, walk_length: int, p: float, q: floa
         raise ValueError(f"start nodes must lie in [0, {n}); got ids from {starts_host.min()} "
                          f"to {starts_host.max()}")
     second_order = not (p == 1 and q == 1)
+    starts_dev = (jnp.asarray(starts_host, jnp.int32) if sharding is None
+                  else jax.device_put(starts_host.astype(np.int32), sharding))
     return _walks(tables.indptr, tables.indices, tables.accept, tables.alias,
-                  jnp.asarray(starts_host, jnp.int32), key, jnp.float32(p), jnp.float32(q),
+                  starts_dev, key, jnp.float32(p), jnp.float32(q),
                   walk_length=int(walk_length), second_order=second_order,
                   search_steps=max(1, int(tables.max_degree).bit_length()))
 

@@ -5,6 +5,7 @@
 * `bpmf`: Bayesian PMF, Gibbs-sampled.
 * `two_tower`: the towers over one shared feature table (`FeatureLayout`, `TwoTower`) and the
   pairwise losses; `two_tower_training`: `TwoTowerConfig`, `train_two_tower`, `embed`.
+* `graph_embeddings`: node2vec on the user-item graph (`ratings_graph`, `node2vec_embeddings`).
 * `movielens_features`: MovieLens-100K users and items as tower rows (`build_features`) and MF
   side-feature rows (`mf_side_features`).
 
@@ -12,6 +13,7 @@ Ranking, seen-item filtering and the Recommenders metrics live in `embeddings_ja
 """
 
 from embeddings_jax.models.recsys import bpmf, factorization, two_tower
+from embeddings_jax.models.recsys.graph_embeddings import node2vec_embeddings, ratings_graph
 from embeddings_jax.models.recsys.movielens_features import (
     Features,
     build_features,
@@ -42,6 +44,8 @@ __all__ = [
     "factorization",
     "make_loss_fn",
     "mf_side_features",
+    "node2vec_embeddings",
+    "ratings_graph",
     "train_two_tower",
     "two_tower",
 ]

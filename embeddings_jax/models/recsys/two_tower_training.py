@@ -73,7 +73,8 @@ class TwoTowerFit(NamedTuple):
 
 
 class Embeddings(NamedTuple):
-    """Unit-length user ``[U, D]`` and item ``[I, D]`` embeddings; scores are ``users @ items.T``."""
+    """User ``[U, D]`` and item ``[I, D]`` embeddings; scores are ``users @ items.T`` (the
+    two towers' vectors are unit length)."""
 
     users: np.ndarray
     items: np.ndarray

@@ -465,6 +465,14 @@ class Word2Vec:
             )
         return self._wv
 
+    @property
+    def syn1neg(self) -> np.ndarray:
+        """Output (context) vectors of negative sampling ``[V, D]`` float32, rows in vocabulary
+        order (gensim's name). ``wv[a] @ syn1neg[b]`` estimates ``PMI(a, b) - log(negative)``."""
+        if self.params is None or "syn1neg" not in self.params:
+            raise ValueError("no output vectors: the model is untrained or uses hs=1, negative=0")
+        return host_value(self.params["syn1neg"])
+
     # ---------------------------------------------------------------- persistence
     def hparams(self) -> dict:
         return {k: getattr(self, k) for k in _HPARAMS}

@@ -5,8 +5,9 @@
     >>> n2v.wv.most_similar("0")          # nodes are keyed by name
 
 ``num_walks`` rounds each walk once from every node (a fresh node order per round, as in the
-paper), ``batch_walks`` walks at a time on device (:mod:`embeddings_jax.ops.walks`). The walks go
-straight into word2vec's encoded :class:`~embeddings_jax.data.vocab.Corpus` (one sentence a walk,
+paper), ``batch_walks`` walks at a time on device (:mod:`embeddings_jax.ops.walks`), split over
+the workers' devices (the graph replicated on each), with the same walks as on one device. The
+walks go straight into word2vec's encoded :class:`~embeddings_jax.data.vocab.Corpus` (one sentence a walk,
 no Python lists of strings), and a skip-gram :class:`Word2Vec` trains on them. ``p = q = 1`` is
 DeepWalk (first-order walks, weighted by the edge weights).
 """
@@ -17,12 +18,15 @@ import warnings
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from embeddings_jax.data.graphs import Graph
 from embeddings_jax.data.vocab import Corpus, pack_tokens
 from embeddings_jax.index.base import check_positive_int
 from embeddings_jax.models.word2vec.model import Word2Vec
-from embeddings_jax.ops.walks import check_return_params, random_walks, walk_tables
+from embeddings_jax.ops.walks import WalkTables, check_return_params, random_walks, walk_tables
+from embeddings_jax.train.sharding import DATA_AXIS, make_mesh, replicated, worker_devices
 from embeddings_jax.vectors import KeyedVectors
 
 
@@ -39,7 +43,8 @@ class Node2Vec:
         (``dimensions`` is its ``vector_size``; ``workers`` are its training devices). Other
         gensim arguments pass through ``word2vec_kwargs``; ``sample`` keeps gensim's 1e-3, as the
         ``node2vec`` package and pecanpy do.
-      batch_walks: walks generated together on device (one compiled shape).
+      batch_walks: walks generated together (one compiled shape), rounded up to a multiple of
+        the device count.
     """
 
     def __init__(self, graph: Graph, dimensions: int = 128, walk_length: int = 80,
@@ -59,7 +64,11 @@ class Node2Vec:
         self.word2vec_kwargs = dict(vector_size=dimensions, window=window, min_count=min_count,
                                     sg=sg, negative=negative, hs=hs, epochs=epochs, alpha=alpha,
                                     seed=seed, workers=workers, **word2vec_kwargs)
-        self.tables = walk_tables(graph.indptr, graph.indices, graph.weights)
+        devices = word2vec_kwargs.get("devices")
+        self.mesh = make_mesh(worker_devices(workers) if devices is None else devices)
+        tables = walk_tables(graph.indptr, graph.indices, graph.weights)
+        arrays = jax.device_put(tables[:4], replicated(self.mesh))  # max_degree stays a host int
+        self.tables = WalkTables(*arrays, tables.max_degree)
         self.model: Word2Vec | None = None
         isolated = graph.isolated()
         if isolated.size:
@@ -73,29 +82,49 @@ class Node2Vec:
         n, length = self.graph.num_nodes, self.walk_length
         order = np.random.default_rng(self.seed)  # the start orders: host work, seeded alike
         starts = np.concatenate([order.permutation(n) for _ in range(self.num_walks)])
-        b = min(self.batch_walks, starts.size)
+        d = self.mesh.size
+        b = -(-min(self.batch_walks, starts.size) // d) * d
+        sharded = NamedSharding(self.mesh, P(DATA_AXIS))
         keys = jax.random.split(jax.random.key(self.seed), -(-starts.size // b))
         out = np.empty((starts.size, length), np.int32)
         for i, lo in enumerate(range(0, starts.size, b)):
             batch = starts[lo:lo + b]
             padded = np.pad(batch, (0, b - batch.size))  # one compiled shape for every batch
-            walks = random_walks(self.tables, padded, length, self.p, self.q, keys[i])
+            walks = random_walks(self.tables, padded, length, self.p, self.q, keys[i], sharded)
             out[lo:lo + batch.size] = np.asarray(walks)[: batch.size]
         return out
 
     def fit(self, **word2vec_kwargs) -> Node2Vec:
         """Generates the walks and trains word2vec on them; keyword arguments override the
         constructor's :class:`Word2Vec` arguments for this fit. Returns ``self``."""
-        walks = self.walks()
+        return self.fit_walks(self.walks(), **word2vec_kwargs)
+
+    def fit_walks(self, walks: np.ndarray, **word2vec_kwargs) -> Node2Vec:
+        """Trains word2vec on given walks ``[W, L]`` (node ids, ``-1`` padded, as from
+        :meth:`walks`); keyword arguments as in :meth:`fit`. Returns ``self``."""
+        walks = np.asarray(walks)
+        if walks.ndim != 2 or not np.issubdtype(walks.dtype, np.integer):
+            raise ValueError(f"walks must be a [W, L] integer array of node ids, got shape "
+                             f"{walks.shape} and dtype {walks.dtype}")
+        if walks.size and walks.max() >= self.graph.num_nodes:
+            raise ValueError(f"walks hold node id {walks.max()}, outside the graph's "
+                             f"{self.graph.num_nodes} nodes")
         counts = np.bincount(walks[walks >= 0], minlength=self.graph.num_nodes)
         model = Word2Vec(**{**self.word2vec_kwargs, **word2vec_kwargs})
         model.build_vocab_from_freq(dict(zip(self.graph.nodes, counts.tolist())),
                                     corpus_count=walks.shape[0])
-        corpus = walk_corpus(walks, node_word_ids(self.graph.nodes, model.vocab.index))
-        del walks
-        model.train(corpus)
+        model.train(walk_corpus(walks, node_word_ids(self.graph.nodes, model.vocab.index)))
         self.model = model
         return self
+
+    def node_vectors(self, output: bool = False) -> np.ndarray:
+        """``[N, D]`` float32 vectors in graph node order: input vectors (``wv``), or with
+        ``output=True`` the context vectors ``syn1neg``. Nodes outside the vocabulary get zeros."""
+        if self.model is None:
+            raise ValueError("the embedding is not trained yet; call fit() first")
+        table = self.model.syn1neg if output else self.model.wv.vectors
+        ids = node_word_ids(self.graph.nodes, self.model.vocab.index)
+        return np.where((ids >= 0)[:, None], table[np.maximum(ids, 0)], 0.0).astype(np.float32)
 
     @property
     def wv(self) -> KeyedVectors:
