@@ -108,16 +108,17 @@ def sbm_task(nodes: int, seed: int, graph: dict = GRAPH):
     return labels, split_edges(full, graph["holdout"], seed=seed)
 
 
-def compare(split, labels, settings: dict, seed: int, workers: int, ours_first: bool) -> dict:
+def compare(split, labels, settings: dict, seed: int, workers: int, ours_first: bool,
+            train: bool = True) -> dict:
     """One seed: both methods on ``split.train`` (order alternating by ``ours_first``), their
-    timings and quality, under ``ours`` / ``pecanpy``."""
+    timings and (when they ``train``) quality, under ``ours`` / ``pecanpy``."""
     runs = {}
     for name in (("ours", "pecanpy") if ours_first else ("pecanpy", "ours")):
-        run = (ours_embed(split.train, settings, seed) if name == "ours"
-               else pecanpy_embed(split.train, settings, seed, workers))
-        vectors = run.pop("vectors")
-        runs[name] = {**run, "walks_per_second": run["walks"] / run["walk_seconds"],
-                      **quality(vectors, labels, split, seed)}
+        run = (ours_embed(split.train, settings, seed, train) if name == "ours"
+               else pecanpy_embed(split.train, settings, seed, workers, train))
+        runs[name] = {**run, "walks_per_second": run["walks"] / run["walk_seconds"]}
+        if train:
+            runs[name].update(quality(runs[name].pop("vectors"), labels, split, seed))
     return runs
 
 
@@ -139,16 +140,6 @@ def summary(per_seed: list[dict], walks_only: bool = False) -> dict:
     out["train_speedup"] = out["pecanpy_train_seconds_mean"] / out["ours_train_seconds_mean"]
     for key in ("macro_f1", "link_auc"):
         out[f"{key}_delta"] = out[f"ours_{key}_mean"] - out[f"pecanpy_{key}_mean"]
-    return out
-
-
-def walks_only(split, settings: dict, seed: int, workers: int, ours_first: bool) -> dict:
-    """One seed of walk generation alone (tables + walks), both methods in alternating order."""
-    out = {}
-    for name in (("ours", "pecanpy") if ours_first else ("pecanpy", "ours")):
-        run = (ours_embed(split.train, settings, seed, train=False) if name == "ours"
-               else pecanpy_embed(split.train, settings, seed, workers, train=False))
-        out[name] = {**run, "walks_per_second": run["walks"] / run["walk_seconds"]}
     return out
 
 
@@ -178,10 +169,8 @@ def main(argv=None):
     per_seed = []
     for seed in range(args.seeds):
         labels, split = sbm_task(args.nodes, seed)
-        if args.walks_only:
-            r = walks_only(split, settings, seed, args.workers, ours_first=seed % 2 == 0)
-        else:
-            r = compare(split, labels, settings, seed, args.workers, ours_first=seed % 2 == 0)
+        r = compare(split, labels, settings, seed, args.workers, ours_first=seed % 2 == 0,
+                    train=not args.walks_only)
         per_seed.append(r)
         line = (f"seed {seed}: walks/s ours {r['ours']['walks_per_second']:,.0f} pecanpy "
                 f"{r['pecanpy']['walks_per_second']:,.0f}")

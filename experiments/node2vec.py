@@ -74,10 +74,9 @@ def run(config, workdir: str) -> dict:
     karate = {"accuracy": float(np.mean(cv["accuracy"])), "macro_f1": float(np.mean(cv["macro_f1"]))}
 
     # 2. Planted partitions: classification and link prediction, beside pecanpy where installed.
-    graph_settings = dict(config.sbm.to_dict(), blocks=config.sbm.blocks)
     sbm, has_peer = [], config.peers and _pecanpy_installed()
     for nodes, walks in zip(config.sbm.sizes, config.sbm.num_walks):
-        labels, split = peer.sbm_task(nodes, config.seed, graph_settings)
+        labels, split = peer.sbm_task(nodes, config.seed, config.sbm.to_dict())
         run_settings = dict(settings, num_walks=walks)
         methods = ["ours"] + (["pecanpy"] if has_peer and nodes <= config.peer_max_nodes else [])
         for method in methods:

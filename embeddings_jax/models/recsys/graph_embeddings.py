@@ -15,7 +15,7 @@ import numpy as np
 
 from embeddings_jax.data.graphs import Graph
 from embeddings_jax.models.recsys.two_tower_training import Embeddings
-from embeddings_jax.models.word2vec.node2vec import Node2Vec
+from embeddings_jax.models.word2vec.node2vec import Node2Vec, node_word_ids
 
 
 def ratings_graph(users, items, num_users: int, num_items: int) -> Graph:
@@ -41,10 +41,10 @@ def node2vec_embeddings(users, items, num_users: int, num_items: int, **node2vec
         warnings.filterwarnings("ignore", message=".*nodes have no edges.*")
         model = Node2Vec(graph, **node2vec_kwargs).fit()
     vin, vout = model.node_vectors(), model.node_vectors(output=True)
-    tokens = np.asarray(model.model.vocab.counts, np.float64)
-    counts = np.zeros(graph.num_nodes)
-    counts[[int(w) for w in model.model.vocab.words]] = tokens
-    log_p = np.log(np.maximum(counts[num_users:], 1.0) / tokens.sum())
+    tokens = np.asarray(model.model.vocab.counts, np.float64)  # walk tokens of each word
+    ids = node_word_ids(graph.nodes, model.model.vocab.index)[num_users:]
+    counts = np.where(ids >= 0, tokens[np.maximum(ids, 0)], 0.0)
+    log_p = np.log(np.maximum(counts, 1.0) / tokens.sum())
     user_vecs = np.concatenate([vin[:num_users], np.ones((num_users, 1), np.float32)], 1)
     item_vecs = np.concatenate([vout[num_users:], log_p[:, None].astype(np.float32)], 1)
     return Embeddings(user_vecs, item_vecs)

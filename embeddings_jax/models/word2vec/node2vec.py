@@ -7,9 +7,9 @@
 ``num_walks`` rounds each walk once from every node (a fresh node order per round, as in the
 paper), ``batch_walks`` walks at a time on device (:mod:`embeddings_jax.ops.walks`), split over
 the workers' devices (the graph replicated on each), with the same walks as on one device. The
-walks go straight into word2vec's encoded :class:`~embeddings_jax.data.vocab.Corpus` (one sentence a walk,
-no Python lists of strings), and a skip-gram :class:`Word2Vec` trains on them. ``p = q = 1`` is
-DeepWalk (first-order walks, weighted by the edge weights).
+walks go straight into word2vec's encoded :class:`~embeddings_jax.data.vocab.Corpus` (one sentence
+a walk, no Python lists of strings), and a skip-gram :class:`Word2Vec` trains on them. ``p = q = 1``
+is DeepWalk (first-order walks, weighted by the edge weights).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from embeddings_jax.data.graphs import Graph
 from embeddings_jax.data.vocab import Corpus, pack_tokens
 from embeddings_jax.index.base import check_positive_int
 from embeddings_jax.models.word2vec.model import Word2Vec
-from embeddings_jax.ops.walks import WalkTables, check_return_params, random_walks, walk_tables
+from embeddings_jax.ops.walks import check_return_params, random_walks, walk_tables
 from embeddings_jax.train.sharding import DATA_AXIS, make_mesh, replicated, worker_devices
 from embeddings_jax.vectors import KeyedVectors
 
@@ -67,8 +67,8 @@ class Node2Vec:
         devices = word2vec_kwargs.get("devices")
         self.mesh = make_mesh(worker_devices(workers) if devices is None else devices)
         tables = walk_tables(graph.indptr, graph.indices, graph.weights)
-        arrays = jax.device_put(tables[:4], replicated(self.mesh))  # max_degree stays a host int
-        self.tables = WalkTables(*arrays, tables.max_degree)
+        arrays = {k: v for k, v in tables._asdict().items() if k != "max_degree"}  # a host int
+        self.tables = tables._replace(**jax.device_put(arrays, replicated(self.mesh)))
         self.model: Word2Vec | None = None
         isolated = graph.isolated()
         if isolated.size:
