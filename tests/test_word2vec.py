@@ -55,7 +55,7 @@ def _reference(params, tables, d, alpha, cfg):
                     err += g * y
                     new["syn1neg"][ids[j]] += g * x
                     weight = cfg.negative / cfg.negative_draws  # K of the K * W draws per pair
-                    for n in negs[i // s]:  # the negatives of input i's group
+                    for n in negs[i % (c // s)]:  # input i's group: inputs i mod C / S
                         g = _err(0.0, x @ p["syn1neg"][n], weight) * alpha * weight
                         err += g * p["syn1neg"][n]
                         new["syn1neg"][n] += g * x
@@ -74,7 +74,7 @@ def _reference(params, tables, d, alpha, cfg):
             targets = []
             if cfg.negative:
                 targets = [("syn1neg", ids[j], 1.0)] + [
-                    ("syn1neg", n, 0.0) for n in negs[j // s] if n != ids[j]
+                    ("syn1neg", n, 0.0) for n in negs[j % (c // s)] if n != ids[j]
                 ]
             if cfg.hs:
                 L = tables["lengths"][ids[j]]

@@ -90,7 +90,7 @@ class Word2Vec:
       chunk_size: corpus tokens per chunk; one chunk's updates are computed from the same
         parameters and summed, so larger is faster but further from gensim's sequential SGD.
         ``None`` chooses one (see ``_auto_chunk``).
-      negative_group: consecutive inputs that share one draw of ``negative`` negatives.
+      negative_group: inputs (spread over the chunk) that share one draw of negatives.
       chunks_per_step: chunks per step over all workers (default: one per worker).
       sync_every: steps each worker trains on its own copy between merges (``None``: about
         ``TOKENS_PER_MERGE`` tokens of all workers together; 1: the synchronous step).

@@ -7,9 +7,9 @@ table, read off shifted copies of the ``[C, D]`` input rows, so no ``[C, 2W, D]`
 context rows is gathered:
 
 * :func:`skipgram_ns`: every (context, centre) pair, plus negatives shared by groups of
-  ``negative_group`` consecutive inputs as a batched ``[S, D] @ [D, K]`` product weighted by each
-  input's number of pairs (the batch-shared negatives of Ji et al., 2016, organised by input
-  instead of by centre; same expected update);
+  ``negative_group`` inputs spread over the chunk (:func:`_groups`) as a batched
+  ``[S, D] @ [D, K]`` product weighted by each input's number of pairs (the batch-shared
+  negatives of Ji et al., 2016, organised by input instead of by centre; same expected update);
 * :func:`cbow_ns`: the mean (or sum) of the window against the centre and ``K`` shared
   negatives (a negative equal to the centre is skipped, as in gensim);
 * :func:`skipgram_hs` / :func:`cbow_hs`: the inner nodes on the centre's Huffman path are its
@@ -42,7 +42,7 @@ class StepConfig:
     window: int
     cbow_mean: bool
     chunk_size: int
-    negative_group: int = 1  # consecutive inputs sharing one draw of negatives
+    negative_group: int = 1  # inputs (C / S apart) sharing one draw of negatives
     capacity: int = 0  # tokens kept per chunk after subsampling (0: chunk_size)
     max_repeats: float = 16.0  # cap on summed updates of one Huffman node per step (hs)
     shrink_windows: bool = True  # gensim's dynamic windows; False: every centre sees all W
@@ -173,8 +173,20 @@ def _group_products(o, x, error):
     return d_x, d_o, logits
 
 
+def _groups(x: jax.Array, s: int) -> jax.Array:
+    """``[C, ...] -> [C / S, S, ...]``: group ``g`` holds inputs ``g, g + C / S, g + 2 C / S, ...``.
+    Strided, not consecutive: neighbouring tokens are related (the same topic, adjacent graph
+    nodes), so a draw of negatives shared by them would push its rows S times the same way."""
+    return jnp.swapaxes(x.reshape((s, -1) + x.shape[1:]), 0, 1)
+
+
+def _ungroup(x: jax.Array) -> jax.Array:
+    """Inverse of :func:`_groups`: ``[C / S, S, ...] -> [C, ...]``."""
+    return jnp.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])
+
+
 def _shared_negatives(table, rows, x, alpha, weight, mask=None):
-    """Negatives shared by groups of consecutive inputs, as batched matrix products.
+    """Negatives shared by groups of inputs, as batched matrix products.
 
     Args:
       table: ``[V, D]`` output vectors; rows: ``[G, K]`` negatives of each group.
@@ -214,7 +226,7 @@ def skipgram_ns(win: Windows, syn1neg, negs, alpha, cfg: StepConfig):
 
     Returns ``(d_x [C, D], (rows, deltas), loss)``, the deltas for ``syn1neg``.
     """
-    c, s = win.c, cfg.negative_group
+    s = cfg.negative_group
     y = syn1neg[win.ids]  # [C, D] positive outputs (the centre words)
     pos_g = []  # pos_g[o][j]: the error of the pair (j + o, j), times alpha
     d_y = jnp.zeros_like(y)
@@ -229,11 +241,9 @@ def skipgram_ns(win: Windows, syn1neg, negs, alpha, cfg: StepConfig):
     # Every pair with input j shares j's group negatives: the negative term of input j is
     # counted once, weighted by its number of pairs.
     n_pairs = win.unshift_sum(win.masks)  # [C]
-    weight = (n_pairs * (cfg.negative / cfg.negative_draws)).reshape(c // s, s)
-    d_xn, (rows, d_o), neg_loss = _shared_negatives(
-        syn1neg, negs, win.x.reshape(c // s, s, -1), alpha, weight
-    )
-    d_x = d_xn.reshape(c, -1) + win.unshift_weighted(pos_g, y)
+    weight = _groups(n_pairs * (cfg.negative / cfg.negative_draws), s)
+    d_xn, (rows, d_o), neg_loss = _shared_negatives(syn1neg, negs, _groups(win.x, s), alpha, weight)
+    d_x = _ungroup(d_xn) + win.unshift_weighted(pos_g, y)
     return d_x, (jnp.concatenate([win.ids, rows]), jnp.concatenate([d_y, d_o])), loss + neg_loss
 
 
@@ -264,16 +274,16 @@ def cbow_input(win: Windows, cfg: StepConfig):
 def cbow_ns(win: Windows, h, has_ctx, syn1neg, negs, alpha, cfg: StepConfig):
     """CBOW with negative sampling: ``h`` against the centre and its group's negatives (one
     equal to the centre is skipped, as in gensim). Returns ``(d_h [C, D], (rows, deltas), loss)``."""
-    c, s = win.c, cfg.negative_group
+    s = cfg.negative_group
     y = syn1neg[win.ids]  # [C, D] positive outputs (the centre words)
     f = jnp.sum(h * y, -1)
     g = _error(1.0, f) * alpha * has_ctx
     d_y = g[:, None] * h
-    mask = (negs[:, :, None] != win.ids.reshape(c // s, 1, s)).astype(h.dtype)  # [G, K, S]
+    mask = (negs[:, :, None] != _groups(win.ids, s)[:, None, :]).astype(h.dtype)  # [G, K, S]
     d_hn, (rows, d_o), neg_loss = _shared_negatives(
-        syn1neg, negs, h.reshape(c // s, s, -1), alpha, has_ctx.reshape(c // s, s), mask
+        syn1neg, negs, _groups(h, s), alpha, _groups(has_ctx, s), mask
     )
-    d_h = g[:, None] * y + d_hn.reshape(c, -1)
+    d_h = g[:, None] * y + _ungroup(d_hn)
     loss = _loss(1.0, f, has_ctx) + neg_loss
     return d_h, (jnp.concatenate([win.ids, rows]), jnp.concatenate([d_y, d_o])), loss
 
