@@ -409,3 +409,23 @@ def test_report_renders_the_committed_results():
     assert "\n".join(rows) in md and len(rows) == 10
     speed = report.speed_section()
     assert len(speed) > 5 and "\n".join(speed) in md
+
+
+@pytest.mark.parametrize("c,w", [(24, 5), (40, 10), (12, 3), (6, 9)])
+def test_band_blocks_hold_every_window_and_fold_is_their_adjoint(c, w):
+    """Skip-gram's band: block ``n``'s halo holds rows ``nB - W .. nB + B + W`` (zero beyond the
+    chunk), and ``fold`` sums each halo row back onto its position (``<halo(a), h> = <a, fold(h)>``)."""
+    from embeddings_jax.models.word2vec.updates import Windows, block_size
+
+    w = min(w, c - 1)
+    b = block_size(c, w)
+    assert c % b == 0 and b >= w
+    win = Windows(jnp.zeros(c, jnp.int32), jnp.zeros((c, 1)), jnp.zeros(c), w, b=b)
+    a = jnp.arange(1.0, c + 1)
+    halo = np.asarray(win.halo(a))
+    for n in range(c // b):
+        for k in range(b + 2 * w):
+            p = n * b - w + k
+            assert halo[n, k] == (p + 1 if 0 <= p < c else 0)
+    h = jax.random.normal(jax.random.key(0), halo.shape)
+    np.testing.assert_allclose(jnp.sum(win.halo(a) * h), jnp.sum(a * win.fold(h)), rtol=1e-5)

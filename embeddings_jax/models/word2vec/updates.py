@@ -3,8 +3,9 @@
 A chunk is ``C`` consecutive (subsampled, compacted) corpus tokens; centre ``j`` is trained
 against the contexts ``j + o`` its reduced window reaches (:func:`context_windows`). Each variant
 is one function that returns the gradient of the input side and the sparse update of its output
-table, read off shifted copies of the ``[C, D]`` input rows, so no ``[C, 2W, D]`` tensor of
-context rows is gathered:
+table. Skip-gram scores its pairs block by block, a ``[B, D] @ [D, B + 2W]`` product of a block's
+centres against the rows around them; CBOW sums each window from shifted copies of the ``[C, D]``
+input rows. Neither gathers a ``[C, 2W, D]`` tensor of context rows:
 
 * :func:`skipgram_ns`: every (context, centre) pair, plus negatives shared by groups of
   ``negative_group`` inputs spread over the chunk (:func:`_groups`) as a batched
@@ -13,7 +14,7 @@ context rows is gathered:
 * :func:`cbow_ns`: the mean (or sum) of the window against the centre and ``K`` shared
   negatives (a negative equal to the centre is skipped, as in gensim);
 * :func:`skipgram_hs` / :func:`cbow_hs`: the inner nodes on the centre's Huffman path are its
-  outputs (a ``[2W, D] @ [D, L]`` product per centre for skip-gram).
+  outputs (for skip-gram, all ``B L`` path nodes of a block against its ``B + 2W`` rows).
 
 As in gensim, a pair whose score lies beyond ``+-MAX_EXP`` gets no update (:func:`_error`). All
 updates of a chunk come from the same parameters (a mini-batch, unlike gensim's sequential
@@ -79,7 +80,16 @@ def _loss(label, logits, weight):
     return jnp.sum(jnp.where(jnp.abs(logits) < MAX_EXP, -jax.nn.log_sigmoid(z), 0.0) * weight)
 
 
-# ---------------------------------------------------------------- windows as shifted rows
+# ---------------------------------------------------------------- windows: a band of blocks, or shifts
+def block_size(c: int, w: int) -> int:
+    """Centres per block: the smallest divisor of ``c`` that is at least ``max(w, 8)``, so the
+    contexts of a block's centres lie in it and its two neighbours."""
+    b = min(max(w, 8), c)
+    while c % b:
+        b += 1
+    return b
+
+
 def _pad(x: jax.Array, w: int, fill=0) -> jax.Array:
     return jnp.pad(x, [(w, w)] + [(0, 0)] * (x.ndim - 1), constant_values=fill)
 
@@ -89,67 +99,105 @@ def _shift(xp: jax.Array, o: int, w: int, c: int) -> jax.Array:
     return xp[w + o : w + o + c]
 
 
-def _unshift_sum(parts: list[jax.Array], offsets, w: int, c: int) -> jax.Array:
-    """Adjoint of the shifts: ``out[j] = sum_o parts[o][j - o]``, ``[C, ...]`` each -> ``[C, ...]``."""
-    out = jnp.zeros((c + 2 * w,) + parts[0].shape[1:], parts[0].dtype)
-    for part, o in zip(parts, offsets):
-        out = out.at[w + o : w + o + c].add(part)
-    return out[w : w + c]
-
-
-def _unshift_weighted(weights: list[jax.Array], rows: jax.Array, offsets, w: int, c: int):
-    """``out[j] = sum_o weights[o][j - o] * rows[j - o]``: :func:`_unshift_sum` of the parts
-    ``weights[o][:, None] * rows`` (``[C]`` each, ``rows [C, D]``) in one fused pass over ``rows``."""
-    # Padded rows materialised once, not recomputed by their producer once per offset.
-    rp = barrier(_pad(rows, w))
-    return sum(
-        _shift(_pad(wt, w), -o, w, c)[:, None] * _shift(rp, -o, w, c)
-        for wt, o in zip(weights, offsets)
-    )
+def _halo(a: jax.Array, w: int, b: int, fill=0) -> jax.Array:
+    """``[C, ...] -> [C / B, B + 2W, ...]``: block ``n``'s rows ``a[nB - W + k]`` (``fill``
+    beyond the chunk), three slices of the padded rows (``W <= B``)."""
+    ap, c = _pad(a, w, fill), a.shape[0]
+    rows = lambda start: ap[start : start + c].reshape((-1, b) + a.shape[1:])
+    parts = [rows(0)[:, :w], rows(w), rows(2 * w)[:, b - w :]] if w else [rows(0)]
+    return jnp.concatenate(parts, axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class Windows:
-    """The training pairs of a chunk: centre ``j`` and context ``j + o`` where ``masks[i][j]``
-    (``o = offsets[i]``), with the input rows ``x [C, D]`` of its tokens ``ids [C]``."""
+    """The training pairs of a chunk, (centre ``j``, context ``p``): same sentence, ``0 < |p - j|
+    <=`` the centre's reduced window; ``x [C, D]`` are the input rows of the tokens ``ids [C]``.
+
+    Two layouts of the same pairs, each where it runs fastest:
+
+    * ``band`` (skip-gram, whose every pair has its own score): the ``C`` centres form
+      ``N = C / B`` blocks of ``B``, block ``n``'s contexts are its ``B + 2W`` positions
+      ``p = nB - W + k`` (:meth:`halo`), and ``band[n, r, k]`` says whether (centre ``nB + r``,
+      context ``p``) is a pair. Every score of a block is one ``[B, D] @ [D, B + 2W]`` product;
+      the extra products on non-pairs cost less than one pass over the rows per offset.
+    * ``masks`` (CBOW, whose centres sum their window): ``masks[i][j]`` says whether (``j``,
+      ``j + offsets[i]``) is a pair, read off shifted copies of the rows (:meth:`context`) in one
+      fused pass, with no ``[C, 2W, D]`` tensor of context rows.
+    """
 
     ids: jax.Array
-    offsets: tuple[int, ...]
-    masks: list[jax.Array]  # [C] each: is (centre j, context j + o) a pair?
-    count: jax.Array  # [C] contexts per centre
     x: jax.Array
-    xp: jax.Array  # x padded by W rows on each side
+    count: jax.Array  # [C] contexts per centre
     w: int
-    c: int
+    b: int = 0
+    band: jax.Array | None = None  # [N, B, B + 2W]
+    masks: tuple[jax.Array, ...] = ()  # [C] each
+    offsets: tuple[int, ...] = ()
+
+    @property
+    def c(self) -> int:
+        return self.ids.shape[0]
+
+    def blocks(self, a: jax.Array) -> jax.Array:
+        """``[C, ...] -> [N, B, ...]``."""
+        return a.reshape((-1, self.b) + a.shape[1:])
+
+    def halo(self, a: jax.Array) -> jax.Array:
+        """``[C, ...] -> [N, B + 2W, ...]``: block ``n``'s context rows (zero beyond the chunk)."""
+        return _halo(a, self.w, self.b)
+
+    def fold(self, a: jax.Array) -> jax.Array:
+        """Adjoint of :meth:`halo`: ``[N, B + 2W, ...] -> [C, ...]``, each position's sum."""
+        w, b = self.w, self.b
+        zeros = [(0, 0)] * (a.ndim - 2)
+        out = a[:, w : w + b]
+        if w:  # halo rows belong to the neighbouring blocks (dropped beyond the chunk)
+            out = out + jnp.pad(a[1:, :w], [(0, 1), (b - w, 0)] + zeros)
+            out = out + jnp.pad(a[:-1, w + b :], [(1, 0), (0, b - w)] + zeros)
+        return out.reshape((-1,) + a.shape[2:])
 
     def context(self, o: int) -> jax.Array:
         """``[C, D]`` rows ``x[j + o]`` (zero beyond the chunk)."""
-        return _shift(self.xp, o, self.w, self.c)
-
-    def unshift_sum(self, parts: list[jax.Array]) -> jax.Array:
-        return _unshift_sum(parts, self.offsets, self.w, self.c)
+        return _shift(_pad(self.x, self.w), o, self.w, self.c)
 
     def unshift_weighted(self, weights: list[jax.Array], rows: jax.Array) -> jax.Array:
-        return _unshift_weighted(weights, rows, self.offsets, self.w, self.c)
+        """``out[p] = sum_i weights[i][p - o_i] * rows[p - o_i]`` (``[C]`` each, ``rows [C, D]``):
+        the adjoint of the shifts, in one fused pass over ``rows``."""
+        w, c = self.w, self.c
+        rp = barrier(_pad(rows, w))  # padded once, not recomputed by its producer per offset
+        return sum(
+            _shift(_pad(wt, w), -o, w, c)[:, None] * _shift(rp, -o, w, c)
+            for wt, o in zip(weights, self.offsets)
+        )
 
 
 def context_windows(syn0: jax.Array, draws: dict, cfg: StepConfig) -> Windows:
-    """The pairs of a chunk from its draws (``ids``, ``sents``, ``reach [C]``): same sentence,
-    within the centre's reduced window."""
-    w, c = cfg.window, cfg.capacity
+    """The pairs of a chunk from its draws (``ids``, ``sents``, ``reach [C]``), laid out as a
+    band for skip-gram and as shifted masks for CBOW (see :class:`Windows`)."""
     ids, sents, reach = draws["ids"], draws["sents"], draws["reach"]
-    valid = sents >= 0
+    c = ids.shape[0]
+    w = min(cfg.window, c - 1)  # no pair spans more than the chunk
+    x = barrier(syn0[ids])  # input rows materialised once, not recomputed inside each consumer
+    if cfg.sg:
+        b = block_size(c, w)
+        offset = jnp.arange(b + 2 * w)[None, :] - w - jnp.arange(b)[:, None]  # [B, B + 2W]
+        centre = lambda a: a.reshape(-1, b, 1)
+        band = (
+            (centre(sents) >= 0)
+            & (_halo(sents, w, b, -1)[:, None, :] == centre(sents))
+            & (offset != 0)
+            & (jnp.abs(offset) <= centre(reach))
+        ).astype(syn0.dtype)
+        band, count = barrier((band, band.sum(-1).reshape(c)))
+        return Windows(ids, x, count, w, b=b, band=band)
     offsets = tuple(range(-w, 0)) + tuple(range(1, w + 1))
     sp = _pad(sents, w, -1)
-    masks = [
-        (valid & (_shift(sp, o, w, c) == sents) & (abs(o) <= reach)).astype(syn0.dtype)
+    masks = tuple(
+        ((sents >= 0) & (_shift(sp, o, w, c) == sents) & (abs(o) <= reach)).astype(syn0.dtype)
         for o in offsets
-    ]
-    count = sum(masks)
-    # Row masks and input rows materialised once, not recomputed inside each [C, D] consumer.
-    masks, count = barrier((masks, count))
-    x = barrier(syn0[ids])
-    return Windows(ids, offsets, masks, count, x, _pad(x, w), w, c)
+    )
+    masks, count = barrier((masks, sum(masks)))
+    return Windows(ids, x, count, w, masks=masks, offsets=offsets)
 
 
 # ---------------------------------------------------------------- shared products
@@ -228,38 +276,36 @@ def skipgram_ns(win: Windows, syn1neg, negs, alpha, cfg: StepConfig):
     """
     s = cfg.negative_group
     y = syn1neg[win.ids]  # [C, D] positive outputs (the centre words)
-    pos_g = []  # pos_g[o][j]: the error of the pair (j + o, j), times alpha
-    d_y = jnp.zeros_like(y)
-    loss = 0.0
-    for m, o in zip(win.masks, win.offsets):
-        xo = win.context(o)
-        f = jnp.sum(xo * y, -1)
-        g = _error(1.0, f) * alpha * m
-        pos_g.append(g)
-        d_y = d_y + g[:, None] * xo
-        loss = loss + _loss(1.0, f, m)
+    # Every pair of a block at once: centres' outputs against the block's context rows.
+    d_ctx, d_y, f = _group_products(
+        win.blocks(y), win.halo(win.x), lambda z: _error(1.0, z) * alpha * win.band
+    )  # [N, B + 2W, D], [N, B, D], [N, B, B + 2W]
+    loss = _loss(1.0, f, win.band)
     # Every pair with input j shares j's group negatives: the negative term of input j is
     # counted once, weighted by its number of pairs.
-    n_pairs = win.unshift_sum(win.masks)  # [C]
+    n_pairs = win.fold(win.band.sum(1))  # [C]
     weight = _groups(n_pairs * (cfg.negative / cfg.negative_draws), s)
     d_xn, (rows, d_o), neg_loss = _shared_negatives(syn1neg, negs, _groups(win.x, s), alpha, weight)
-    d_x = _ungroup(d_xn) + win.unshift_weighted(pos_g, y)
+    d_x = _ungroup(d_xn) + win.fold(d_ctx)
+    d_y = d_y.reshape(y.shape)
     return d_x, (jnp.concatenate([win.ids, rows]), jnp.concatenate([d_y, d_o])), loss + neg_loss
 
 
 def skipgram_hs(win: Windows, syn1, tables, alpha, cfg: StepConfig):
-    """Skip-gram with hierarchical softmax: per centre, its ``L`` path nodes against its ``2W``
-    contexts. Returns ``(d_x [C, D], (rows, deltas), loss)``, the deltas for ``syn1``."""
+    """Skip-gram with hierarchical softmax: per block, the ``L`` path nodes of each of its ``B``
+    centres against the block's ``B + 2W`` context rows (masked to the pairs). Returns ``(d_x [C, D], (rows, deltas), loss)``, the deltas for ``syn1``."""
     points, labels, on_path, o, node_scale = _huffman_paths(syn1, tables, win.ids, win.count, cfg)
-    xctx = jnp.stack([win.context(off) for off in win.offsets], axis=1)  # [C, 2W, D]
-    weight = jnp.stack(win.masks, axis=1)[:, None, :] * on_path[:, :, None]
+    n, b, l = win.band.shape[0], win.b, points.shape[1]
+    # Per block, the path nodes of all its centres against all its context rows.
+    weight = (win.band[:, :, None, :] * win.blocks(on_path)[:, :, :, None]).reshape(n, b * l, -1)
+    label = win.blocks(labels).reshape(n, b * l, 1)
     d_ctx, d_o, logits = _group_products(
-        o, xctx, lambda z: _error(labels[:, :, None], z) * alpha * weight
-    )  # [C, 2W, D], [C, L, D], [C, L, 2W]
-    d_x = win.unshift_sum([d_ctx[:, i] for i in range(len(win.offsets))])
-    d_o = d_o * node_scale[:, :, None]
-    loss = _loss(labels[:, :, None], logits, weight)
-    return d_x, (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1])), loss
+        win.blocks(o).reshape(n, b * l, -1), win.halo(win.x),
+        lambda z: _error(label, z) * alpha * weight,
+    )  # [N, B + 2W, D], [N, B L, D], [N, B L, B + 2W]
+    d_o = d_o.reshape(o.shape) * node_scale[:, :, None]
+    loss = _loss(label, logits, weight)
+    return win.fold(d_ctx), (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1])), loss
 
 
 def cbow_input(win: Windows, cfg: StepConfig):
@@ -326,7 +372,7 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
             grads.append(d)
             losses.append(loss)
         d_x = sum(grads[1:], grads[0])
-        n_trained = sum(m.sum() for m in win.masks)
+        n_trained = win.band.sum()
     else:
         h, has_ctx = cbow_input(win, cfg)
         if cfg.negative:
@@ -342,7 +388,7 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
         d_h = sum(grads[1:], grads[0])
         if not cfg.cbow_mean:  # gensim divides the error over summed windows
             d_h = d_h / jnp.maximum(win.count, 1.0)[:, None]
-        d_x = win.unshift_weighted(win.masks, d_h)
+        d_x = win.unshift_weighted(win.masks, d_h)  # each context gets its centres' gradients
         n_trained = has_ctx.sum()
     updates["syn0"] = (win.ids, d_x)
     loss = sum(losses) if cfg.compute_loss else 0.0  # dead code for XLA when not asked for
