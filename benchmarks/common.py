@@ -15,9 +15,10 @@ from typing import Any
 import jax
 
 from embeddings_jax.train.atomic import atomic_write
-from embeddings_jax.train.environment import cpu_model, git_sha, isa
+from embeddings_jax.train.environment import cpu_model, cpu_times, git_sha, isa, steal_fraction
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+_START = cpu_times()  # steal is reported from here: the benchmark process's own run
 
 
 def device_name() -> str:
@@ -62,6 +63,7 @@ def write_result(
         "cpu": platform.processor() or platform.machine(),
         "cpu_model": cpu_model(),
         "isa": isa(),
+        "cpu_steal": steal_fraction(_START),  # hypervisor steal over the run (Linux VMs)
         "xla_flags": os.environ.get("XLA_FLAGS", ""),  # e.g. --xla_cpu_max_isa=AVX2 forces a code path
         "jax_version": jax.__version__,
         "git_sha": git_sha(RESULTS_DIR.parent),

@@ -6,8 +6,9 @@
     python -m benchmarks.word2vec_vs_gensim --memory         # corpus_file peak RSS, Zipf corpus
 
 Settings (both): vector_size 100, window 5, min_count 5, sample 1e-4, negative 5 (NS) or hs=1,
-negative=0 (HS), 5 epochs (1 on the generated Zipf corpus); gensim uses every core (``workers =
-os.cpu_count()``), ours one worker (XLA's threads use every core). Per cell: raw corpus words per
+negative=0 (HS), 5 epochs (1 on the generated Zipf corpus); both use every core: gensim
+``workers = os.cpu_count()`` threads, ours as many workers, one CPU device each (``use_cpu_cores``,
+set before JAX starts; ``--ours-workers 1`` gives one device whose XLA threads span the cores). Per cell: raw corpus words per
 second of training (vocabulary building timed apart; our compilation excluded by a warm-up), the
 median over ``--repeats`` runs, ours and gensim's alternating; CPU seconds per wall second of
 training ("cores"); questions-words analogy accuracy and WordSim-353 / SimLex-999 Spearman
@@ -139,10 +140,10 @@ def _gensim(corpus, variant, settings, workers):
     return run
 
 
-def compare(corpus, variant, settings, repeats, seeds, workers, analogy) -> tuple[dict, dict]:
+def compare(corpus, variant, settings, repeats, seeds, workers, analogy, ours_workers=1) -> tuple[dict, dict]:
     """``repeats`` timed runs of each implementation alternating (slow drifts of the machine's
     speed hit both alike), then ``seeds`` seeds' quality (the first seeds are the timed runs')."""
-    model, ours_run, ours = _ours(corpus, variant, settings, 1)
+    model, ours_run, ours = _ours(corpus, variant, settings, 1, ours_workers)
     gensim_run = _gensim(corpus, variant, settings, workers)
     runs = {"ours": [], "gensim": []}
     q = {"ours": [], "gensim": []}
@@ -235,16 +236,16 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--workers", type=int, default=os.cpu_count(), help="gensim's threads")
+    ap.add_argument("--ours-workers", type=int, default=os.cpu_count(), help="our workers (CPU devices)")
     ap.add_argument("--memory-child", choices=["ours", "gensim"], help=argparse.SUPPRESS)
     ap.add_argument("--memory-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
         print(json.dumps(_memory_child(args.memory_child, args.memory_file)))
         return
-    if args.scaling:  # one CPU device per worker, set before JAX starts
-        from embeddings_jax.train.sharding import use_cpu_cores
+    from embeddings_jax.train.sharding import use_cpu_cores
 
-        use_cpu_cores(8)
+    use_cpu_cores(8 if args.scaling else args.ours_workers)  # one CPU device per worker, before JAX starts
 
     from benchmarks.common import write_result
     from embeddings_jax.data import text
@@ -262,7 +263,7 @@ def main(argv=None):
         if forced_isa:  # the code path XLA was told to use, beside the machine's own
             name += f"_isa_{forced_isa.group(1).lower()}"
         config = dict(SETTINGS, cells=[f"{c}_{v}" for c, v, *_ in rows], repeats=args.repeats, seeds=args.seeds,
-                      gensim_workers=args.workers, zipf=ZIPF,
+                      gensim_workers=args.workers, ours_workers=args.ours_workers, zipf=ZIPF,
                       xla_cpu_step_options=xla_cpu.cpu_compiler_options(make_mesh(1)))  # fmt: skip
         command = "python -m benchmarks.word2vec_vs_gensim " + " ".join(sys.argv[1:] if argv is None else argv)
         return write_result(name, config=config, metrics=metrics, peers=peers, command=command.strip())
@@ -278,7 +279,8 @@ def main(argv=None):
         settings = dict(SETTINGS, epochs=ZIPF["epochs"]) if corpus_name == "zipf" else SETTINGS
         print(f"{corpus_name} {v}: ", end="", flush=True)
         real_words = None if corpus_name == "zipf" else analogy
-        ours, theirs = compare(corpus, v, settings, args.repeats, args.seeds, args.workers, real_words)
+        ours, theirs = compare(corpus, v, settings, args.repeats, args.seeds, args.workers, real_words,
+                               args.ours_workers)  # fmt: skip
         key = f"{corpus_name}_{v}"
         metrics.update({f"{key}_{k}": x for k, x in ours.items()})
         metrics[f"{key}_words_per_second_speedup_vs_gensim"] = ours["words_per_second"] / theirs["words_per_second"]

@@ -14,3 +14,16 @@ def test_cpu_model_and_isa_are_named(monkeypatch):
 def test_git_sha_of_a_folder_outside_git_is_unknown(tmp_path):
     assert environment.git_sha(tmp_path) == "unknown"
     assert environment.git_sha() != ""
+
+
+def test_steal_fraction_is_a_share_or_unknown():
+    from embeddings_jax.train.environment import cpu_times, steal_fraction
+
+    assert steal_fraction(None) is None
+    start = cpu_times()
+    if start is None:  # not Linux: nothing to read
+        return
+    assert 0 <= start[0] <= start[1]
+    sum(i * i for i in range(200_000))  # let some CPU time pass
+    share = steal_fraction(start)
+    assert share is None or 0.0 <= share <= 1.0

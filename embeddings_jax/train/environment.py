@@ -52,3 +52,23 @@ def hardware() -> str:
     cores = len(os.sched_getaffinity(0))
     return (f"{jax.device_count()} x {dev.device_kind} ({dev.platform}), {cores} CPU cores, "
             f"{platform.machine()}")
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """``(stolen, total)`` CPU time of the whole machine since boot, in clock ticks, from Linux's
+    ``/proc/stat`` (``None`` elsewhere). Steal is time a hypervisor gave this VM's CPUs to others:
+    a benchmark run with much of it measured a shared machine, not the code."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(t) for t in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (ticks[7] if len(ticks) > 7 else 0), sum(ticks[:8])
+
+
+def steal_fraction(since: tuple[int, int] | None) -> float | None:
+    """Share of CPU time stolen by the hypervisor since ``since`` (a :func:`cpu_times` reading)."""
+    now = cpu_times()
+    if since is None or now is None or now[1] <= since[1]:
+        return None
+    return (now[0] - since[0]) / (now[1] - since[1])

@@ -15,25 +15,24 @@ from experiments.reports.plots import pca_scatter
 
 BENCHMARK_JSON = RESULTS_DIR.parents[1] / "benchmarks" / "results" / "word2vec_vs_gensim-cpu.json"
 
-SPEED_NOTE = """What limits the step, measured on these runs. (1) Hierarchical softmax pads
-every Huffman path to the longest code and gathers `[C, L, D]` output rows for it, where gensim
-walks each word's own code: 3-7x slower than gensim in every corpus of the matrix (open in #19).
-(2) Short sentences (fra-eng's English side averages 7 words, the Flickr8k captions 12): each
-centre computes all `2W` window offsets and masks those beyond its sentence, while gensim
-visits only real pairs, so SG-NS falls below gensim there. (3) Workers: one worker already
-spreads each step over the cores with XLA's threads (about 1.7 of 2 cores); every extra CPU
-device in the process (`use_cpu_cores`) makes each device's program slower, so on 2 cores
-several in-process workers beat one worker of the same 8-device process but stay below one
-worker alone (default run above). And summing stale copies costs quality as workers grow: 2
-workers lose 0.3 points of analogy accuracy, 4 lose 1.4 and 8 diverge, though all workers
-together train the same 131k tokens between merges (a per-row mean of the deltas was worse
-still at 2 workers). The default is therefore one worker; several workers are for machines
-with several accelerators or hosts (`jax.distributed`), and a merge that holds at 8 workers is
-open in #19. (4) The code
-path: the same command with XLA held to AVX2 (`XLA_FLAGS=--xla_cpu_max_isa=AVX2`, JSON
-`word2vec_vs_gensim_isa_avx2-cpu.json`) gives a speed of the same order; run-to-run swings of the
-2-core machine (gensim's own words/s moved up to 40% between runs) are as large as the
-difference, so no ISA-specific tuning was added. GPU speed is unmeasured: no GPU was lent."""
+SPEED_NOTE = """The first table is the current engine on the named machine, both libraries on every
+core: gensim's threads, our workers (one CPU device each, `use_cpu_cores`). The matrix, AVX2,
+scaling and memory tables are older runs (their git and machine are named above each) of one
+worker, before skip-gram scored its pairs block by block; they are kept until rerun. What limits
+the step, measured. (1) Hierarchical softmax pads every Huffman path to the longest code
+(PTB+Brown: 19 nodes where a kept token's path averages 13) and, for skip-gram, scores every
+path node against all `B + 2W` rows of a block, where gensim walks each word's own code and each
+real pair: 0.3-0.4x gensim (open in #19). (2) An XLA:CPU loop of small operations is bound by
+per-operation dispatch: skip-gram's band (one batched product per block of centres, 138
+operations a step instead of 234 for SG-NS) used 15% less CPU per word and lifted two workers on
+2 cores from 1.34x to 1.6-1.9x one worker (Intel Xeon); CBOW keeps shifted rows (one fused pass
+per window; the batched form measured 20% slower) and gains less from a second worker.
+(3) Short sentences (fra-eng's English side averages 7 words, the Flickr8k captions 12) leave
+most window positions empty, where gensim visits only real pairs. (4) Stale copies cost quality
+as workers grow (scaling table: 4 lose 1.4 points of analogy, 8 diverge); 2 workers stay within
+a point of one. (5) The runs share a virtual machine: each source line gives the share of CPU
+time the hypervisor took for other guests during it (a run with 38% measured SG-NS 1.58x and
+gensim at 1.26 cores). GPU speed is unmeasured: no GPU was lent."""
 
 QUALITY_NOTE = """What made ours trail gensim before (measured, and fixed): (1) gensim 4 draws
 input vectors from U[-1/D, 1/D], twice the C tool's range that we used; output vectors start at
@@ -151,7 +150,8 @@ def _pair(m: dict, g: dict, key: str, fmt: str) -> str:
 
 
 def _source(b: dict, path: pathlib.Path) -> str:
-    return (f"`{b['command']}` on {b['cpu_model']} ({b['isa']}), `benchmarks/results/{path.name}`, "
+    steal = f", {b['cpu_steal']:.0%} of CPU time stolen by the hypervisor" if b.get("cpu_steal") else ""
+    return (f"`{b['command']}` on {b['cpu_model']} ({b['isa']}{steal}), `benchmarks/results/{path.name}`, "
             f"git {b['git_sha']}")  # fmt: skip
 
 
