@@ -243,9 +243,10 @@ def main(argv=None):
     if args.memory_child:
         print(json.dumps(_memory_child(args.memory_child, args.memory_file)))
         return
-    from embeddings_jax.train.sharding import use_cpu_cores
+    if args.scaling or args.ours_workers > 1:  # one CPU device per worker, set before JAX starts
+        from embeddings_jax.train.sharding import use_cpu_cores
 
-    use_cpu_cores(8 if args.scaling else args.ours_workers)  # one CPU device per worker, before JAX starts
+        use_cpu_cores(8 if args.scaling else args.ours_workers)
 
     from benchmarks.common import write_result
     from embeddings_jax.data import text

@@ -26,6 +26,7 @@ marks the values XLA:CPU should materialise once; elsewhere it is the identity.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -156,9 +157,14 @@ class Windows:
             out = out + jnp.pad(a[:-1, w + b :], [(1, 0), (0, b - w)] + zeros)
         return out.reshape((-1,) + a.shape[2:])
 
+    @functools.cached_property
+    def xp(self) -> jax.Array:
+        """``x`` padded by ``W`` zero rows on each side, built once for all offsets."""
+        return _pad(self.x, self.w)
+
     def context(self, o: int) -> jax.Array:
         """``[C, D]`` rows ``x[j + o]`` (zero beyond the chunk)."""
-        return _shift(_pad(self.x, self.w), o, self.w, self.c)
+        return _shift(self.xp, o, self.w, self.c)
 
     def unshift_weighted(self, weights: list[jax.Array], rows: jax.Array) -> jax.Array:
         """``out[p] = sum_i weights[i][p - o_i] * rows[p - o_i]`` (``[C]`` each, ``rows [C, D]``):
@@ -293,7 +299,8 @@ def skipgram_ns(win: Windows, syn1neg, negs, alpha, cfg: StepConfig):
 
 def skipgram_hs(win: Windows, syn1, tables, alpha, cfg: StepConfig):
     """Skip-gram with hierarchical softmax: per block, the ``L`` path nodes of each of its ``B``
-    centres against the block's ``B + 2W`` context rows (masked to the pairs). Returns ``(d_x [C, D], (rows, deltas), loss)``, the deltas for ``syn1``."""
+    centres against the block's ``B + 2W`` context rows (masked to the pairs).
+    Returns ``(d_x [C, D], (rows, deltas), loss)``, the deltas for ``syn1``."""
     points, labels, on_path, o, node_scale = _huffman_paths(syn1, tables, win.ids, win.count, cfg)
     n, b, l = win.band.shape[0], win.b, points.shape[1]
     # Per block, the path nodes of all its centres against all its context rows.
