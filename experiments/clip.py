@@ -32,9 +32,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = parse_arg(arg, {"runlocal", "vit", *dual_encoder.LOSSES, *DATASETS}, "clip")
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.datasets = ",".join(d for d in DATASETS if d in args) or ",".join(DATASETS)
-    c.losses = ",".join(x for x in dual_encoder.LOSSES if x in args) or ",".join(dual_encoder.LOSSES)
-    c.image_tower = "vit" if "vit" in args else "cnn"
+    c.datasets = (  # comma-separated image-text datasets to train on
+        ",".join(d for d in DATASETS if d in args) or ",".join(DATASETS))
+    c.losses = (  # comma-separated contrastive losses (clip, siglip)
+        ",".join(x for x in dual_encoder.LOSSES if x in args) or ",".join(dual_encoder.LOSSES))
+    c.image_tower = "vit" if "vit" in args else "cnn"  # image encoder: cnn or vit
     c.embed_dim = 64
     c.width = 64  # text transformer (and ViT) width; the CNN's dense layer has 2 x width units
     c.depth = 2
@@ -52,8 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.shard_map = True  # shard_map loss over the mesh (False: global view under jit)
     c.train_subset = 0  # 0: all 60,000 training images
     c.test_subset = 0  # 0: all 10,000 test images
-    c.probe_train_subset = 20000
-    c.probe_steps = 500
+    c.probe_train_subset = 20000  # training images the linear probe fits on
+    c.probe_steps = 500  # optimiser steps of the linear probe
     c.log_every = 50
     c.checkpoint_every = 1000
     c.write_results = True  # also write experiments/results/clip.{md,json} and the similarity picture

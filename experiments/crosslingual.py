@@ -41,22 +41,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = parse_arg(arg, {"runlocal", "de"}, "crosslingual")
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.pair = "en-de" if "de" in args else "en-fr"
-    c.corpus = "multi30k" if "de" in args else "fra_eng"  # both sides of its sentence pairs
-    c.max_sentences = 0  # 0: all
-    c.word2vec = ml_collections.ConfigDict(
+    c.pair = "en-de" if "de" in args else "en-fr"  # FreeDict language pair (en-fr, en-de)
+    c.corpus = "multi30k" if "de" in args else "fra_eng"  # parallel corpus whose two sides train the two vector sets
+    c.max_sentences = 0  # sentence pairs read (0: all)
+    c.word2vec = ml_collections.ConfigDict(  # the monolingual word2vec settings of both languages
         {"vector_size": 300, "window": 5, "min_count": 3, "sg": 1, "negative": 10, "sample": 1e-4,
          "epochs": 10})
     c.test_fraction = 0.2  # of the dictionary's source words, held out (split by word)
     c.test_dictionary = ""  # a TSV file to score instead of the held-out part
-    c.csls_k = 10
-    c.refine_iterations = 10
+    c.csls_k = 10  # neighbours of the CSLS hubness correction
+    c.refine_iterations = 10  # Procrustes refinement rounds on mutual nearest neighbours
     c.init_vocab = 2500  # unsupervised initialisation: most frequent words matched
-    c.self_learning_vocab = 5000
-    c.unsupervised_iterations = 100
+    c.self_learning_vocab = 5000  # most frequent words the self-learning dictionary is induced from
+    c.unsupervised_iterations = 100  # maximum self-learning rounds of the unsupervised mapping
     c.keep_prob = 0.1
     c.patience = 10
-    c.examples = ("one", "house", "dog", "water", "happy", "quickly", "king", "eat")
+    c.examples = (  # source words whose translations the report lists
+        "one", "house", "dog", "water", "happy", "quickly", "king", "eat")
     c.write_results = True
     if "runlocal" in args:
         c.update(max_sentences=20000, refine_iterations=2, init_vocab=500, self_learning_vocab=1000,
@@ -80,7 +81,7 @@ def load_sides(config) -> tuple[list[list[str]], list[list[str]]]:
 def run(config, workdir: str) -> dict:
     workdir = pathlib.Path(workdir)
     src_sentences, trg_sentences = load_sides(config)
-    w2v = dict(config.word2vec, seed=config.seed + 1)
+    w2v = dict(config.word2vec, seed=config.seed + 1, progress=True)
     source, target = Word2Vec(src_sentences, **w2v).wv, Word2Vec(trg_sentences, **w2v).wv
 
     pairs = load_dictionary(config.pair)

@@ -46,9 +46,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sbm = ml_collections.ConfigDict({
         "sizes": [10_000, 100_000], "num_walks": [10, 5], "blocks": 10, "mean_degree": 10.0,
         "mixing": 0.3, "holdout": 0.1, "folds": 5})
-    c.peers = "nopeers" not in args
+    c.peers = "nopeers" not in args  # also run pecanpy + gensim (graph-bench extra)
     c.peer_max_nodes = 10_000  # pecanpy + gensim beside ours on graphs up to this size
-    c.movielens = True
+    c.movielens = True  # also run node2vec recommendations on MovieLens-100k
     c.write_results = True
     if "runlocal" in args:
         c.node2vec.update(dimensions=16, walk_length=40, num_walks=5)
@@ -68,7 +68,7 @@ def run(config, workdir: str) -> dict:
     # 1. Karate club: faction separation.
     graph, factions = karate_club()
     model = Node2Vec(graph, seed=config.seed, **{**settings, "dimensions": config.karate.dimensions,
-                                                 "epochs": config.karate.epochs}).fit()
+                                                 "epochs": config.karate.epochs}).fit(progress=True)
     karate_vectors = model.node_vectors()
     cv = cross_validate(karate_vectors, factions, folds=config.karate.folds, seed=config.seed)
     karate = {"accuracy": float(np.mean(cv["accuracy"])), "macro_f1": float(np.mean(cv["macro_f1"]))}

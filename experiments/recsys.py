@@ -55,22 +55,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Two-tower (implicit, Recommenders protocol): the model's hyper-parameters, then the protocol.
     c.tt = ml_collections.ConfigDict(dataclasses.asdict(recsys.TwoTowerConfig()))
     c.tt.enabled = "notwotower" not in args
-    c.tt.split_ratio = 0.75
+    c.tt.split_ratio = 0.75  # fraction of each user's interactions used for training
     c.tt.split_seed = 42  # Recommenders' DEFAULT SEED
-    c.tt.zip_buckets = 128
-    c.tt.losses = ["softmax", "bpr", "warp"]
+    c.tt.zip_buckets = 128  # hash buckets of the user zip-code feature
+    c.tt.losses = ["softmax", "bpr", "warp"]  # two-tower losses to train (softmax, bpr, warp)
     c.tt.multiplexing = True  # also train the multiplexed-table model
     c.tt.extra_seeds = [1, 2, 3, 4]  # the softmax model retrained with these seeds: seed spread
-    c.tt.cold_fraction = 0.1
+    c.tt.cold_fraction = 0.1  # fraction of users held out as cold-start users
     c.tt.cold_popularity_weight = 0.5  # extra cold-start row: scores / T + w log p(item)
     c.tt.train_subset = 0  # 0: every training pair; else the first n (runlocal)
-    c.tt.ivf_nlist = 16
+    c.tt.ivf_nlist = 16  # IVF lists of the retrieval index
     # node2vec on the user-item graph of the same training pairs (models.recsys.graph_embeddings);
     # chosen on the same validation carve (80/20, seed 1): nDCG@10 0.217 there, popularity 0.138.
     c.node2vec = ml_collections.ConfigDict({
         "enabled": True, "dimensions": 64, "walk_length": 80, "num_walks": 10, "window": 10,
         "p": 1.0, "q": 1.0, "epochs": 5})
-    c.tt.ivf_nprobe = 4
+    c.tt.ivf_nprobe = 4  # IVF lists searched per query
     c.num_devices = 0  # 0: every local device
     c.write_results = True
     if "runlocal" in args:

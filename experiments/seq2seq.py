@@ -40,28 +40,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
     c.dataset = "fra-eng" if "fra-eng" in args else "multi30k"
     c.src, c.tgt = ("en", "fr") if c.dataset == "fra-eng" else ("en", "de")
-    c.fra_eng_val_fraction = 0.02
-    c.tokenizer = "bpe" if "bpe" in args else "word"
-    c.vocab_size = 8000  # bpe only
+    c.fra_eng_val_fraction = 0.02  # sentence pairs of fra-eng held out for validation
+    c.tokenizer = "bpe" if "bpe" in args else "word"  # word or bpe tokens
+    c.vocab_size = 8000  # BPE vocabulary size (bpe only)
     c.min_freq = 2  # word: keep tokens seen this often; bpe: merge frequency
     c.lowercase = c.dataset == "fra-eng"  # d2l lower-cases fra-eng; Multi30k BLEU is cased
     c.max_len = 48  # tokens incl. <eos>; longer training pairs are dropped
-    c.boundaries = (8, 12, 16, 24, 32, 48)
+    c.boundaries = (8, 12, 16, 24, 32, 48)  # length buckets of the batches (tokens)
     c.train_subset = 0  # 0: every training pair
     # Model.
-    c.attention = "concat" not in args
-    c.embed_dim = 256
+    c.attention = "concat" not in args  # Bahdanau attention (False: context-concat)
+    c.embed_dim = 256  # token embedding width
     c.hidden_dim = 512
-    c.attention_dim = 512
+    c.attention_dim = 512  # width of the additive attention
     c.num_layers = 2
-    c.bidirectional = True
+    c.bidirectional = True  # bidirectional encoder GRU
     c.dropout = 0.3
     c.readout_dim = 256  # Bahdanau deep output; 0: logits from the top GRU state
     c.tie_embeddings = True  # output matrix = target embeddings (needs readout_dim == embed_dim)
     c.label_smoothing = 0.1
     # Optimisation: Adam, global-norm clipping, linear warm-up then cosine decay.
     c.batch_size = 128
-    c.num_steps = 9000  # ~40 epochs of Multi30k
+    c.num_steps = 9000  # optimiser steps (~40 epochs of Multi30k)
     c.learning_rate = 1e-3
     c.warmup_steps = 500
     c.clip_norm = 1.0
@@ -69,8 +69,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every = 50
     c.checkpoint_every = 500
     # Evaluation.
-    c.beams = (0, 1, 4, 8)  # 0 = greedy
-    c.alpha = 0.6
+    c.beams = (0, 1, 4, 8)  # beam widths evaluated (0: greedy search)
+    c.alpha = 0.6  # beam-search length penalty exponent
     c.eval_sentences = 0  # 0: the whole validation set
     c.eval_batch_size = 128
     c.reference_check_sentences = 16  # jitted beam 4 vs the Python-loop reference

@@ -32,12 +32,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = parse_arg(arg, ("runlocal", "ptb_brown"), "word2vec")
     c = ml_collections.ConfigDict()
     c.corpus = "synthetic"  # synthetic | ptb | brown | ptb_brown | path to a text file
-    c.synthetic_sentences = 20_000
+    c.synthetic_sentences = 20_000  # sentences of the synthetic-world corpus
     c.analogy_file = ""  # "" = the synthetic world's file, or questions-words.txt for real text
     c.pair_files = ""  # comma-separated word-pair files; "" = WordSim-353/SimLex-999 from gensim
     c.variants = "sgns"  # comma-separated subset of sgns,cbowns,sghs,cbowhs
     c.compare_gensim = False  # also train gensim with identical settings (needs gensim)
-    c.gensim_workers = 2
+    c.gensim_workers = 2  # gensim's worker threads when compare_gensim
     c.vector_size = 50
     c.window = 5
     c.min_count = 5
@@ -50,10 +50,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.epochs = 10
     c.seed = 1
     c.seeds = ""  # comma-separated: every variant (and twin) per seed, reported as mean ± s.d.
-    c.chunk_size = 0  # 0 = automatic
-    c.negative_group = 8
-    c.neighbour_words = "france,tokyo,king,horse,went"
-    c.plot_words = (
+    c.chunk_size = 0  # centre words per jitted step (0: automatic)
+    c.negative_group = 8  # consecutive pairs sharing one draw of negatives
+    c.neighbour_words = "france,tokyo,king,horse,went"  # words the report lists neighbours of
+    c.plot_words = (  # words drawn in the 2-D PCA plot
         "france,paris,franc,french,japan,tokyo,yen,japanese,germany,berlin,mark,german,"
         "king,queen,prince,princess,father,mother,dog,dogs,horse,horses"
     )
@@ -123,7 +123,7 @@ def _train_ours(config, variant: str, seed: int, sentences):
     """``(vectors, timings)`` of our model."""
     t0 = time.perf_counter()
     model = Word2Vec(chunk_size=config.chunk_size or None, negative_group=config.negative_group,
-                     **_settings(config, variant, seed))  # fmt: skip
+                     progress=True, **_settings(config, variant, seed))  # fmt: skip
     model.build_vocab(sentences)
     t1 = time.perf_counter()
     model.train(sentences)

@@ -1,6 +1,9 @@
 """CLI and config overrides."""
 
+import importlib
+import io
 import json
+import sys
 
 import ml_collections
 import pytest
@@ -54,6 +57,34 @@ def test_cli_help_lists_every_key(capsys):
     assert cli.main(["vae", "--config", "runlocal", "--help"]) == 0
     out = capsys.readouterr().out
     assert "train_subset" in out and "4096" in out and "learning_rate" in out
+    assert "importance samples of the IWAE log-likelihood bound" in out  # the key's own comment
+
+
+@pytest.mark.parametrize("name", sorted(cli.available_experiments()))
+def test_every_experiment_help_gives_each_key_a_default_and_a_meaning(name, capsys):
+    assert cli.main([name, "--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    keys = cli._flatten(importlib.import_module(f"experiments.{name}").get_config())
+    for key in keys:
+        (line,) = [x for x in lines if x.split()[:1] == [key]]
+        assert len(line.split()) >= 3, f"{name}: config key {key!r} has no meaning in --help: {line!r}"
+
+
+def test_run_summary_is_a_short_table_with_the_paths(tmp_path):
+    result = {"corpus_words": 45772, "sgns": {"analogy_acc": 0.98316, "std": {"analogy_acc": 0.0},
+                                              "sections": {"family": 1.0}, "per_seed": [{"x": 1}]},
+              **{f"flickr8k_test_metric_{i}": i / 7 for i in range(40)}}
+    (tmp_path / "checkpoints" / "3").mkdir(parents=True)
+    written = [tmp_path / "vectors.txt", tmp_path / "plot.png",
+               *[tmp_path / "checkpoints" / "3" / f"part{i}" for i in range(20)]]
+    text = cli.run_summary("demo", result, 2.5, written, [tmp_path], tmp_path / "result.json")
+    lines = text.splitlines()
+    assert len(lines) <= 30 and not text.lstrip().startswith("{")
+    assert "| sgns.analogy_acc" in text and "0.9832" in text and "45,772" in text
+    assert "std" not in text and "family" not in text and "per_seed" not in text  # one seed: no spread
+    assert f"24 more in {tmp_path / 'result.json'}" in text
+    assert "wrote 22 files:" in text and f"{tmp_path / 'vectors.txt'}" in text
+    assert f"{tmp_path / 'checkpoints'}/ (20 files)" in text
     with pytest.raises(SystemExit, match="--workdir is empty"):
         cli.main(["vae", "--workdir="])
 
@@ -77,7 +108,9 @@ def test_cli_runs_vae_runlocal_end_to_end(tmp_path, shared_data, capsys):
             "--config.iwae_samples=10", f"--workdir={workdir}"]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert '"mnist_test_elbo_nats"' in printed
+    assert "vae finished in" in printed and "| neg_elbo_nats" in printed  # a table, not JSON
+    assert str(workdir / "vae_mnist_images.png") in printed and str(workdir / "checkpoints") in printed
+    assert json.loads((workdir / "result.json").read_text())["mnist_test_neg_elbo_nats"] > 100
     saved = json.loads((workdir / "vae_mnist.json").read_text())
     assert saved["config"]["train_subset"] == 1024
     assert 100 < saved["mnist_test_neg_elbo_nats"] < 400
@@ -104,3 +137,29 @@ def test_a_workdir_keeps_one_config(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     with pytest.raises(SystemExit, match="is a file"):
         cli.claim_workdir(tmp_path / "file", first, overwrite=False)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal, quiet, shown", [(True, None, True), (True, "1", False), (False, None, False)])
+def test_progress_bars_show_on_a_terminal_unless_quiet(monkeypatch, terminal, quiet, shown):
+    from embeddings_jax.models.word2vec import Word2Vec
+
+    if quiet is None:
+        monkeypatch.delenv("EMBEDDINGS_JAX_QUIET", raising=False)
+    else:
+        monkeypatch.setenv("EMBEDDINGS_JAX_QUIET", quiet)
+    stream = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    Word2Vec(min_count=1, progress=True).build_vocab([["a", "b"], ["b", "c"]])
+    assert ("vocabulary: 100%" in stream.getvalue()) is shown
+
+
+def test_without_a_checkout_the_cli_says_how_to_get_the_experiments(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "CHECKOUT", tmp_path)
+    with pytest.raises(SystemExit, match=r"git clone https://github.com/embeddings-jax/embeddings_jax "
+                                         r"&& cd embeddings_jax && pip install -e"):
+        cli._experiments()

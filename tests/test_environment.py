@@ -27,3 +27,19 @@ def test_steal_fraction_is_a_share_or_unknown():
     sum(i * i for i in range(200_000))  # let some CPU time pass
     share = steal_fraction(start)
     assert share is None or 0.0 <= share <= 1.0
+
+
+def test_the_wheel_installs_only_the_library(tmp_path):
+    """`pip install .` puts `embeddings_jax` into site-packages and no top-level `experiments` or
+    `benchmarks` (they stay in the checkout, where the CLI finds them)."""
+    import pathlib
+    import subprocess
+    import sys
+    import zipfile
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path), str(root)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("embeddings_jax-*.whl")
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"embeddings_jax"}, tops

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from embeddings_jax.ops.similarity import l2_normalize
+from embeddings_jax.train.logging import progress
 
 
 @dataclasses.dataclass
@@ -101,7 +102,7 @@ def evaluate_word_analogies(
     sections_out, answered, total = [], 0, 0
     totals = {"semantic": [0, 0], "syntactic": [0, 0]}
     all_c, all_i = [], []
-    for name, questions in sections_in:
+    for name, questions in progress(sections_in, desc="analogies"):
         correct, incorrect, rows, qs = [], [], [], []
         for q in questions:
             total += 1

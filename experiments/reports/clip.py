@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from embeddings_jax.data.class_captions import TEST_TEMPLATES, TRAIN_TEMPLATES, class_phrases
 from experiments.common import RESULTS_DIR, publish, write_results
-from experiments.reports.plots import save_figure
+from experiments.reports.plots import new_figure, save_figure
 
 METRICS = (
     ("zero-shot acc, held-out templates", "zeroshot_acc_heldout_templates"),
@@ -36,16 +36,12 @@ def write(config, result: dict, datasets: Sequence[str], losses: Sequence[str], 
 
 def similarity_figure(example: dict, path: pathlib.Path) -> pathlib.Path:
     """Heat map of image x caption cosine similarities, each image left of its row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     classes, images, sims = example["classes"], example["images"], example["sims"]
     phrases = class_phrases(example["dataset"])
     caps = [TEST_TEMPLATES[i % len(TEST_TEMPLATES)].format(phrases[c]) for i, c in enumerate(classes)]
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(0.75 * n + 3, 0.75 * n + 2.5))
+    fig, ax = new_figure(figsize=(0.75 * n + 3, 0.75 * n + 2.5))
     im = ax.imshow(sims, cmap="viridis", vmin=-1, vmax=1)
     for i in range(n):
         ax.imshow(images[i], cmap="gray", extent=(-1.6, -0.6, i + 0.5, i - 0.5))

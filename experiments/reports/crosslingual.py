@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from experiments.common import RESULTS_DIR, publish, write_results
-from experiments.reports.plots import save_figure
+from experiments.reports.plots import new_figure, save_figure
 
 
 def metric_key(config, row: str, metric: str) -> str:
@@ -33,14 +33,10 @@ def write(config, rows: dict, best: str, examples: dict, stats: dict, workdir: p
 
 
 def bar_chart(rows: dict, path: pathlib.Path, config) -> pathlib.Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     names = list(rows)
     ks = [k for k in rows[names[0]] if k.startswith("precision")]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = new_figure(figsize=(8, 4))
     width = 0.8 / len(ks)
     for i, k in enumerate(ks):
         ax.barh(np.arange(len(names)) + i * width, [100 * rows[n][k] for n in names], width, label=k)

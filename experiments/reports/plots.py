@@ -27,13 +27,9 @@ def pca_scatter(x: np.ndarray, path: pathlib.Path, title: str, *,
     pairs, each drawn in its own colour; with ``rest_label`` the points of no group are drawn
     first in light grey under that label.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     xy = pca_2d(x)
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = new_figure(figsize=figsize)
     if groups is None:
         ax.scatter(xy[:, 0], xy[:, 1], s=point_size)
     else:
@@ -51,14 +47,25 @@ def pca_scatter(x: np.ndarray, path: pathlib.Path, title: str, *,
     return save_figure(fig, path, dpi=dpi)
 
 
+def new_figure(nrows: int = 1, ncols: int = 1, **subplots_kwargs):
+    """``(figure, axes)`` as ``plt.subplots`` gives them, on a figure of its own: no pyplot state and
+    no global backend switch, so a notebook's inline plots keep working after a report draws."""
+    from matplotlib.figure import Figure
+
+    figsize = subplots_kwargs.pop("figsize", None)
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **subplots_kwargs)
+
+
 def save_figure(fig, path: pathlib.Path, **savefig_kwargs) -> pathlib.Path:
-    """Saves and closes a matplotlib figure as a PNG, atomically (a killed run leaves no half image)."""
-    import matplotlib.pyplot as plt
+    """Saves a matplotlib figure as a PNG, atomically (a killed run leaves no half image); under
+    ``jax.distributed`` only process 0 writes it."""
+    import jax
 
     from embeddings_jax.train.atomic import atomic_write
 
     path = pathlib.Path(path)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", **savefig_kwargs)
-    plt.close(fig)
+    if jax.process_index() == 0:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png", **savefig_kwargs)
     return path

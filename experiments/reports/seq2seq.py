@@ -10,7 +10,7 @@ import numpy as np
 
 from embeddings_jax.train.atomic import atomic_write
 from experiments.common import RESULTS_DIR, git_sha, hardware, publish, write_results
-from experiments.reports.plots import save_figure
+from experiments.reports.plots import new_figure, save_figure
 
 NOTES = """
 ## What these runs are, and what is not measured
@@ -50,12 +50,8 @@ def write(run_info: dict, result: dict, attention, workdir, *, to_results: bool)
 
 def attention_heatmap(weights: np.ndarray, source: list[str], target: list[str], path) -> None:
     """Attention weights [T, S] as an image, source tokens across, translation tokens down."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(0.45 * len(source) + 2, 0.4 * len(target) + 1.5))
+    fig, ax = new_figure(figsize=(0.45 * len(source) + 2, 0.4 * len(target) + 1.5))
     ax.imshow(weights, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(source)), source, rotation=60, ha="right")
     ax.set_yticks(range(len(target)), target)

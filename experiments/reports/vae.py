@@ -9,7 +9,7 @@ import numpy as np
 
 from embeddings_jax.data.images import class_names
 from experiments.common import RESULTS_DIR, publish, write_results
-from experiments.reports.plots import pca_scatter, save_figure
+from experiments.reports.plots import new_figure, pca_scatter, save_figure
 
 
 def write(config, result: dict, rows: dict, codes: np.ndarray, labels: np.ndarray, workdir: pathlib.Path) -> None:
@@ -35,13 +35,9 @@ def write(config, result: dict, rows: dict, codes: np.ndarray, labels: np.ndarra
 
 def image_grid(rows: dict, path: pathlib.Path) -> pathlib.Path:
     """One row of 28x28 images per entry of ``rows``, titled by its key."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     n = len(next(iter(rows.values())))
-    fig, axes = plt.subplots(len(rows), n, figsize=(n, len(rows) * 1.1))
+    fig, axes = new_figure(len(rows), n, figsize=(n, len(rows) * 1.1))
     for r, (title, imgs) in enumerate(rows.items()):
         for c in range(n):
             axes[r, c].imshow(np.asarray(imgs[c]).reshape(28, 28), cmap="gray", vmin=0, vmax=1)

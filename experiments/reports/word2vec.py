@@ -280,7 +280,6 @@ def write(config, metrics: dict, kvs: dict, first: str, analogy, workdir: pathli
     if f"gensim_{first}" in kvs:
         tables.append(f"### {first} (gensim)\n\n" + neighbour_table(kvs[f"gensim_{first}"], words))
     neighbours = "\n\n".join(tables)
-    print(neighbours)
     with atomic_write(workdir / "neighbours.md") as f:
         f.write(neighbours + "\n")
     plot = pca_plot(kv, config.plot_words.split(","), workdir / "word2vec_pca.png",

@@ -42,8 +42,8 @@ class BPMFConfig:
 
     dim: int = 10
     alpha: float = 2.0  # observation precision
-    beta0: float = 2.0
-    biases: bool = True
+    beta0: float = 2.0  # prior precision scale of the factor means (Normal-Wishart)
+    biases: bool = True  # user and item biases sampled as extra factor columns
     samples: int = 200  # Gibbs sweeps in all
     burn_in: int = 50  # sweeps discarded before averaging
     thin: int = 1  # keep every ``thin``-th draw after burn-in

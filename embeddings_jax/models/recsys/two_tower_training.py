@@ -49,9 +49,9 @@ class TwoTowerConfig:
 
     embed_dim: int = 32
     hidden: Sequence[int] = (256,)
-    out_dim: int = 64
+    out_dim: int = 64  # width of the towers' output embeddings
     temperature: float = 0.2
-    log_q: bool = True
+    log_q: bool = True  # subtract log item frequency (sampling-bias correction) from the logits
     log_q_weight: float = 1.2  # scales the log-Q correction (1 = Yi et al.)
     batch_size: int = 1024
     epochs: int = 10

@@ -198,6 +198,9 @@ class Word2Vec:
         kept. ``progress_per`` and ``keep_raw_vocab`` are gensim's logging and memory knobs.
         """
         corpus = _corpus(corpus_iterable, corpus_file)
+        if self.progress:  # counting reads the corpus once: a one-pass bar over it is enough
+            corpus = progress(corpus, total=len(corpus) if hasattr(corpus, "__len__") else None,
+                              desc="vocabulary")
         rule = trim_rule if trim_rule is not None else self.trim_rule
         if update:
             self._check_can_grow()
