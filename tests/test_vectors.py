@@ -186,12 +186,20 @@ def test_restrict_vocab_keeps_the_first_words_and_caps_at_the_vocabulary(kv):
     assert len(kv.most_similar("king", topn=len(kv))) == len(kv) - 1  # nothing but the query dropped
 
 
-@pytest.mark.parametrize("topn", [-1, 2.5, "3", None])
-def test_topn_must_be_a_non_negative_integer(kv, topn):
-    with pytest.raises(ValueError, match="topn must be a non-negative integer"):
+@pytest.mark.parametrize("topn", [-1, 2.5, "3"])
+def test_topn_must_be_a_non_negative_integer_or_none(kv, topn):
+    with pytest.raises(ValueError, match="topn must be a non-negative integer or None"):
         kv.most_similar("w1", topn=topn)
-    with pytest.raises(ValueError, match="topn must be a non-negative integer"):
+    with pytest.raises(ValueError, match="topn must be a non-negative integer or None"):
         kv.most_similar_cosmul("w1", topn=topn)
+
+
+def test_topn_none_gives_every_similarity(kv):
+    sims = kv.most_similar("w1", topn=None)
+    assert isinstance(sims, np.ndarray) and sims.shape == (len(kv),)
+    np.testing.assert_allclose(sims, kv.get_normed_vectors() @ kv.get_vector("w1", norm=True), atol=1e-6)
+    assert kv.most_similar("w1", topn=None, restrict_vocab=50).shape == (50,)
+    assert kv.most_similar_cosmul("w1", topn=None).shape == (len(kv),)
 
 
 def test_topn_zero_is_empty(kv):
