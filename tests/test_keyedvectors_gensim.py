@@ -7,9 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from embeddings_jax.vectors import KeyedVectors, word2vec_format
 from embeddings_jax.vectors import keyed as keyed_module
-from embeddings_jax.vectors import word2vec_format
-from embeddings_jax.vectors import KeyedVectors
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")  # gensim's own calls
 V, D = 300, 16
@@ -109,6 +108,18 @@ def test_indexer_answers_when_given(ours):
     np.testing.assert_allclose(idx.got[0], ours.get_vector("king", norm=True), atol=1e-6)
     assert idx.got[1] == 4
     assert ours.most_similar("king", topn=None, indexer=idx).shape == (V,)  # all scores: no indexer
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_any_vector_index_can_answer_most_similar(ours, metric):
+    """Our indexes (and FAISS's, same search -> (D, I)) over the unit vectors give the exact lists."""
+    from embeddings_jax.index import FlatIndex
+
+    index = ours.index() if metric == "ip" else FlatIndex(ours.vector_size, "l2")
+    if metric == "l2":
+        index.add(ours.get_normed_vectors())
+    query = {"positive": [ours.index_to_key[3], ours.index_to_key[7]], "negative": [ours.index_to_key[9]]}
+    same_list(ours.most_similar(**query, topn=8, indexer=index), ours.most_similar(**query, topn=8), atol=1e-4)
 
 
 def test_norms_follow_gensim_semantics(ours, theirs):

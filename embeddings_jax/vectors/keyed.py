@@ -419,8 +419,9 @@ class KeyedVectors:
         Items may be ``(word, weight)`` pairs. Input words are excluded from the answer (3CosAdd).
         Returns ``[(word, similarity)]`` best first, or with ``topn=None`` the similarities ``[n]`` of
         all searched words (the first ``restrict_vocab``, else ``[clip_start:clip_end]``). ``indexer``
-        (an object with ``most_similar(unit_mean, topn)``, such as gensim's ``AnnoyIndexer``) answers
-        instead when given. Raises ``KeyError`` for unknown words.
+        answers instead when given: an object with ``most_similar(unit_mean, topn)`` (gensim's
+        ``AnnoyIndexer``), or any vector index with ``search(q, k) -> (D, I)`` (ours, or FAISS's)
+        over these unit vectors, ids = row numbers (``index()`` builds the exact one). Raises ``KeyError`` for unknown words.
         """
         topn = self._check_topn(topn)
         items = self._query_items(positive, negative)
@@ -429,13 +430,27 @@ class KeyedVectors:
             return []
         mean = self.get_mean_vector([w for w, _ in items], [wt for _, wt in items],
                                     post_normalize=True, ignore_missing=False)  # fmt: skip
+        exclude = {self.key_to_index[w] for w, _ in items if isinstance(w, str)}
         if indexer is not None and topn is not None:
-            return indexer.most_similar(mean, topn)
+            if hasattr(indexer, "most_similar"):
+                return indexer.most_similar(mean, topn)
+            return self._search_index(indexer, mean, topn, exclude)
         scores = self._scores(mean, start, end)
         if topn is None:
             return scores
-        exclude = {self.key_to_index[w] for w, _ in items if isinstance(w, str)}
         return self._best(scores, topn, exclude, offset=start)
+
+    def _search_index(self, index, unit_query: np.ndarray, topn: int, exclude: set) -> list:
+        """``most_similar`` answered by a vector index (ours or FAISS's ``search -> (D, I)``) built
+        over these unit vectors with row numbers as ids: inner-product scores are cosines, squared
+        L2 distances ``d`` between unit vectors are ``2 - 2 cos``."""
+        d, i = index.search(unit_query[None].astype(np.float32), topn + len(exclude))
+        metric = getattr(index, "metric", "ip")
+        metric = {0: "ip", 1: "l2"}.get(metric, metric)  # faiss's METRIC_INNER_PRODUCT / METRIC_L2
+        cos = np.asarray(d[0], np.float64) if metric in ("ip", "cosine") else 1.0 - np.asarray(d[0]) / 2.0
+        found = [(self.index_to_key[int(r)], float(c)) for r, c in zip(np.asarray(i[0]), cos)
+                 if r >= 0 and int(r) not in exclude]
+        return found[:topn]
 
     def similar_by_key(self, key: Key, topn: int | None = 10, restrict_vocab: int | None = None):
         """``most_similar(positive=[key], ...)``."""
