@@ -28,6 +28,19 @@ def test_vocab_counts_sorting_and_pruning():
     assert "x" in build_vocab(many, min_count=1, max_vocab_size=20)
 
 
+def test_max_vocab_size_prunes_the_words_gensim_prunes():
+    gensim = pytest.importorskip("gensim")
+    rng = np.random.default_rng(0)
+    sents = [[f"w{int(i)}" for i in rng.zipf(1.3, size=12) % 400] for _ in range(300)]
+    keep_w7 = lambda word, count, min_count: 2 if word == "w7" else 0
+    for max_size, rule in [(60, None), (150, None), (60, keep_w7)]:
+        theirs = gensim.models.Word2Vec(vector_size=4, min_count=1, max_vocab_size=max_size)
+        theirs.build_vocab(sents, trim_rule=rule)
+        ours = build_vocab(sents, min_count=1, max_vocab_size=max_size, trim_rule=rule)
+        assert dict(zip(ours.words, ours.counts.tolist())) == {
+            w: theirs.wv.get_vecattr(w, "count") for w in theirs.wv.index_to_key}
+
+
 def test_vocab_bad_input():
     with pytest.raises(ValueError, match="empty"):
         build_vocab([], min_count=1)

@@ -103,12 +103,13 @@ class Vocab:
 
 
 def count_words(
-    sentences: Iterable[list[str]], max_vocab_size: int | None = None
+    sentences: Iterable[list[str]], max_vocab_size: int | None = None, trim_rule=None
 ) -> tuple[dict[str, int], int, int]:
     """Streaming word counts ``(counts, raw_words, num_sentences)``.
 
-    With ``max_vocab_size``, whenever the table grows beyond it every word with count below an
-    increasing threshold is pruned (gensim's ``prune_vocab``), bounding memory on huge corpora.
+    With ``max_vocab_size``, whenever the table grows beyond it the words that `keeps_word` would
+    drop at an increasing threshold (1, 2, 3, ...; ``trim_rule`` consulted) are pruned, as gensim's
+    ``prune_vocab`` does (so its first pruning keeps every word), bounding memory on huge corpora.
     """
     if isinstance(sentences, str):
         raise TypeError("sentences must be an iterable of token lists, not a string")
@@ -125,7 +126,7 @@ def count_words(
             counts[w] = counts.get(w, 0) + 1
         if max_vocab_size and len(counts) > max_vocab_size:
             _check_tokens(counts)  # before pruning can drop the offending key
-            counts = {w: c for w, c in counts.items() if c > min_reduce}
+            counts = {w: c for w, c in counts.items() if keeps_word(w, c, min_reduce, trim_rule)}
             min_reduce += 1
     _check_tokens(counts)
     return counts, raw, n
@@ -175,7 +176,7 @@ def build_vocab(
       ValueError: empty corpus, or no word reaches ``min_count``.
     """
     _check_vocab_options(min_count, trim_rule)
-    counts, raw, n = count_words(sentences, max_vocab_size)
+    counts, raw, n = count_words(sentences, max_vocab_size, trim_rule)
     if raw == 0:
         raise ValueError("the corpus is empty: it has no tokens to build a vocabulary from")
     return vocab_from_counts(counts, raw, n, min_count, max_final_vocab, trim_rule=trim_rule,

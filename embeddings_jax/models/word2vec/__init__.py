@@ -1,6 +1,8 @@
 """word2vec: the update math (:mod:`.updates`), the jitted step (:mod:`.step`), the
-gensim-style :class:`Word2Vec` (:mod:`.model`) and node2vec / DeepWalk on it (:mod:`.node2vec`)."""
+gensim-style :class:`Word2Vec` (:mod:`.model`) and node2vec / DeepWalk on it (:mod:`.node2vec`).
+gensim's ``Phrases`` (:mod:`embeddings_jax.data.phrases`) is re-exported here, beside ``Word2Vec``."""
 
+from embeddings_jax.data.phrases import ENGLISH_CONNECTOR_WORDS, FrozenPhrases, Phrases
 from embeddings_jax.models.word2vec.model import VARIANTS, Word2Vec, init_params
 from embeddings_jax.models.word2vec.node2vec import Node2Vec, node_word_ids, walk_corpus
 from embeddings_jax.models.word2vec.step import (
@@ -18,9 +20,12 @@ from embeddings_jax.models.word2vec.updates import (
 )
 
 __all__ = [
+    "ENGLISH_CONNECTOR_WORDS",
     "MAX_EXP",
     "VARIANTS",
+    "FrozenPhrases",
     "Node2Vec",
+    "Phrases",
     "StepConfig",
     "Word2Vec",
     "apply_updates",
