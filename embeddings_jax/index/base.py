@@ -4,6 +4,11 @@ Result convention (as FAISS): ``search(q, k) -> (D [Q, k], I [Q, k])``. For ``me
 holds squared Euclidean distances, ascending; for ``"ip"`` and ``"cosine"`` it holds similarities,
 descending. Where fewer than ``k`` vectors exist, ``I = -1`` and ``D = +inf`` (l2) / ``-inf`` (ip, cosine).
 Among equal scores the vector added earlier comes first.
+
+Filters (``search(q, k, ids=..., exclude_ids=..., params=SearchParameters(sel=...))``) are applied inside
+the scan: rows that are not allowed are never scored into the result, so a filtered search returns the
+best ``k`` allowed vectors (padded as above where fewer exist). ``range_search`` returns every vector
+within a radius in FAISS's ``(lims, D, I)`` layout (see ``Index.range_search``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from embeddings_jax.index.selector import SearchParameters, check_selector, id_array
 from embeddings_jax.ops import similarity
 from embeddings_jax.ops.similarity import METRICS
 from embeddings_jax.train.atomic import atomic_write
@@ -95,6 +101,13 @@ def check_k(k) -> int:
     return check_positive_int(k, "k")
 
 
+def check_radius(radius) -> float:
+    if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(radius):
+        raise ValueError(f"radius must be a finite number, got {radius!r}")
+    return float(radius)
+
+
 def pad_results(scores: np.ndarray, positions: np.ndarray, k: int):
     """Pads higher-is-better ``[Q, kk]`` results to ``k`` columns with missing entries (``-inf``,
     position ``-1``), as FAISS returns when fewer than ``k`` vectors are reachable."""
@@ -144,6 +157,11 @@ class Index:
 
     # ---------------------------------------------------------------- FAISS-like surface
     @property
+    def d(self) -> int:
+        """The vector dimension (FAISS's name for ``dim``)."""
+        return self.dim
+
+    @property
     def is_trained(self) -> bool:
         return self._trained
 
@@ -175,6 +193,16 @@ class Index:
             raise ValueError(f"ids must fit in int64, got {ids.max()}")
         return ids.astype(np.int64)
 
+    def add_with_ids(self, x, ids) -> None:
+        """FAISS's name for ``add(x, ids)``: every index here stores ids."""
+        self.add(x, ids)
+
+    def reset(self) -> None:
+        """Removes every vector, keeping what training learned (FAISS ``reset``)."""
+        if self.ntotal:
+            self._remove_rows(np.zeros(self.ntotal, bool))
+            self._ids = self._ids[:0]
+
     def _prepare_add(self, x, ids):
         """Validated vectors to store (unit rows for cosine) and their ids: ``([n, dim], [n])``."""
         x = as_matrix(x, self.dim)
@@ -188,6 +216,124 @@ class Index:
         if self.ntotal == 0:
             raise ValueError(f"the {type(self).__name__} is empty: add vectors before searching")
         return q, k
+
+    # ---------------------------------------------------------------- search, filters, range search
+    def search(self, q, k: int, *, ids=None, exclude_ids=None, params: SearchParameters | None = None):
+        """``(D [Q, k], I [Q, k])`` for queries ``q [Q, dim]`` (see the module docs).
+
+        ``ids`` (allow list), ``exclude_ids`` (deny list) and ``params.sel`` (an ``IDSelector``) restrict
+        the ids returned; given together, a vector must pass all of them.
+        """
+        return self._search_filtered(q, k, ids, exclude_ids, params)
+
+    def _search_filtered(self, q, k, ids, exclude_ids, params, **options):
+        q, k = self._prepare_search(q, k)
+        allowed = self._allowed(ids, exclude_ids, params)
+        q_sq = np.sum(q * q, axis=1) if self.metric == "l2" else None
+        if allowed is not None and not allowed.any():
+            none = np.zeros((len(q), 0), np.float32)
+            return self._finish(*pad_results(none, none.astype(np.int64), k), q_sq)
+        scores, positions = self._search(self._unit_if_cosine(q), k, allowed, params, **options)
+        return self._finish(scores, positions, q_sq)
+
+    def _search(self, q, k: int, allowed, params, **options):
+        """Higher-is-better ``(scores, positions) [Q, k]`` (l2 scores are ``q.x - ||x||^2 / 2``) of
+        queries ``q`` (unit rows for cosine) over the rows where ``allowed [ntotal]`` (``None`` = all)."""
+        raise NotImplementedError
+
+    def _allowed(self, ids, exclude_ids, params) -> np.ndarray | None:
+        """Rows a filtered search may return, bool ``[ntotal]``; ``None`` when nothing filters."""
+        masks = []
+        if ids is not None:
+            masks.append(np.isin(self._ids, id_array(ids, "ids to search among")))
+        if exclude_ids is not None:
+            masks.append(~np.isin(self._ids, id_array(exclude_ids, "exclude_ids")))
+        sel = None if params is None else getattr(params, "sel", None)
+        if sel is not None:
+            masks.append(np.asarray(check_selector(sel).is_member(self._ids), bool))
+        return np.logical_and.reduce(masks) if masks else None
+
+    def range_search(self, q, radius, *, ids=None, exclude_ids=None, params: SearchParameters | None = None):
+        """Every vector within ``radius`` of each query, as FAISS: ``(lims [Q + 1] int64, D [R] float32,
+        I [R] int64)``, query ``i``'s results in ``D[lims[i]:lims[i + 1]]`` and ``I[lims[i]:lims[i + 1]]``.
+
+        ``l2``: squared distances strictly below ``radius`` (``d < radius``, radius on the squared scale);
+        ``ip`` / ``cosine``: similarities strictly above it (``s > radius``). Unlike FAISS (unordered), each
+        query's results are sorted best first, ties earlier-added first. Distances are those to the
+        vectors ``reconstruct`` returns (exact, or decoded codes), over the rows ``search`` scans (IVF: the
+        ``nprobe`` cells). Filters as ``search``.
+        """
+        return self._range_filtered(q, radius, ids, exclude_ids, params)
+
+    def _range_filtered(self, q, radius, ids, exclude_ids, params, **options):
+        q = as_matrix(q, self.dim, "queries")
+        radius = check_radius(radius)
+        self._check_trained("range search")
+        allowed = self._allowed(ids, exclude_ids, params)
+        if self.ntotal:
+            rows, positions, values = self._range(self._unit_if_cosine(q), radius, allowed, params, **options)
+        else:
+            rows = positions = np.zeros((0,), np.int64)
+            values = np.zeros((0,), np.float32)
+        order = np.lexsort((positions, values if self.metric == "l2" else -values, rows))
+        lims = np.zeros(len(q) + 1, np.int64)
+        lims[1:] = np.cumsum(np.bincount(rows, minlength=len(q)))
+        return lims, values[order].astype(np.float32), self._ids[positions[order]]
+
+    def _range(self, q, radius: float, allowed, params, **options):
+        """``(query rows, positions, D values)`` of the pairs within ``radius``: every allowed row."""
+        positions = np.arange(self.ntotal) if allowed is None else np.flatnonzero(allowed)
+        return self._within(q, np.arange(len(q)), positions, radius)
+
+    def _within(self, q, rows: np.ndarray, positions: np.ndarray, radius: float, block: int = 8192):
+        """The pairs of queries ``q[rows]`` and stored ``positions`` within ``radius``, scored against
+        ``_vectors``: ``(rows, positions, values)`` with values in ``D`` units."""
+        out_r, out_p, out_v = [np.zeros((0,), np.int64)], [np.zeros((0,), np.int64)], [np.zeros((0,), np.float32)]
+        for i in range(0, len(rows), 1024):
+            qb = q[rows[i:i + 1024]]
+            qb_sq = np.sum(qb * qb, axis=1)
+            # l2: s = q.v - ||v||^2 / 2 and d = ||q||^2 - 2 s (as _finish); a loose test on s, then d < radius exactly
+            loose = 0.5 * (qb_sq - radius) - 1e-5 * (qb_sq + abs(radius) + 1.0)
+            for j in range(0, len(positions), block):
+                pos = positions[j:j + block]
+                v = self._vectors(pos)
+                s = qb @ v.T
+                if self.metric == "l2":
+                    s -= 0.5 * np.sum(v * v, axis=1)[None, :]
+                    r, c = np.nonzero(s > loose[:, None])
+                    d = np.maximum(qb_sq[r] - 2.0 * s[r, c], 0.0)
+                    r, c, d = r[d < radius], c[d < radius], d[d < radius]
+                else:
+                    r, c = np.nonzero(s > radius)
+                    d = s[r, c]
+                out_r.append(rows[i + r])
+                out_p.append(pos[c])
+                out_v.append(d)
+        return np.concatenate(out_r), np.concatenate(out_p), np.concatenate(out_v)
+
+    # ---------------------------------------------------------------- reconstruction
+    def _vectors(self, positions: np.ndarray) -> np.ndarray:
+        """Float32 ``[n, dim]`` vectors the index scores at these positions (stored rows or decoded codes)."""
+        raise ValueError(f"{type(self).__name__} keeps no vectors it can reconstruct")
+
+    def reconstruct(self, key) -> np.ndarray:
+        """The vector stored under id ``key``, ``[dim]`` float32: exact where the index keeps float32 vectors
+        (Flat, Refine, Binary, IVF-Flat, SQ8 with re-scoring), else decoded from its codes (SQ8, PQ, IVF-PQ),
+        as FAISS does; unit length for cosine. With repeated ids, the earliest added."""
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+            raise TypeError(f"key must be an integer id, got {key!r}")
+        where = np.flatnonzero(self._ids == key)
+        if not len(where):
+            raise ValueError(f"id {key} is not in the {type(self).__name__} ({self.ntotal} vectors)")
+        return self._vectors(where[:1])[0]
+
+    def reconstruct_n(self, i0: int = 0, n: int | None = None) -> np.ndarray:
+        """Vectors ``[n, dim]`` at positions ``i0 .. i0 + n - 1`` in add order (the ids, when added
+        without ids), as ``reconstruct``; ``n`` defaults to the rest."""
+        n = self.ntotal - i0 if n is None else n
+        if min(i0, n) < 0 or i0 + n > self.ntotal:
+            raise ValueError(f"positions [{i0}, {i0 + n}) are outside the {self.ntotal} stored vectors")
+        return self._vectors(np.arange(i0, i0 + n))
 
     def _finish(self, scores: np.ndarray, positions: np.ndarray, q_sqnorms: np.ndarray | None = None):
         """Maps positions to ids and higher-is-better scores to the FAISS result convention."""
@@ -221,6 +367,11 @@ class Index:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- persistence
+    @classmethod
+    def _from_config(cls, config: dict, mesh: Mesh | None) -> Index:
+        """The empty index ``load`` fills: the constructor called with a saved ``_config``."""
+        return cls(**config, mesh=mesh)
+
     def _config(self) -> dict:
         return {"dim": self.dim, "metric": self.metric, "block_size": self.block_size,
                 "query_batch": self.query_batch, "approx": self.approx}
@@ -278,7 +429,7 @@ class Index:
         if not isinstance(config, dict) or not isinstance(trained, bool):
             raise bad("'config' must be an object and 'trained' a boolean")
         try:
-            index = klass(**config, mesh=mesh)
+            index = klass._from_config(config, mesh)
         except (TypeError, ValueError) as e:
             raise bad(f"its config does not build a {klass.__name__} ({e})") from None
         if index._config() != config:
@@ -345,6 +496,7 @@ def index_classes() -> dict[str, type[Index]]:
     from embeddings_jax.index.flat import FlatIndex
     from embeddings_jax.index.ivf import IVFIndex, IVFPQIndex
     from embeddings_jax.index.pq import BinaryIndex, PQIndex
+    from embeddings_jax.index.refine import RefineIndex
     from embeddings_jax.index.sq8 import SQ8Index
 
-    return {c.__name__: c for c in (FlatIndex, SQ8Index, PQIndex, BinaryIndex, IVFIndex, IVFPQIndex)}
+    return {c.__name__: c for c in (FlatIndex, SQ8Index, PQIndex, BinaryIndex, IVFIndex, IVFPQIndex, RefineIndex)}

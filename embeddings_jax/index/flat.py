@@ -27,7 +27,58 @@ def round_block(n: int, block_size: int, shards: int) -> int:
     return int(min(block_size, max(128, -(-per_shard // 128) * 128)))
 
 
-class FlatIndex(Index):
+def pad_rows(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` with zero rows appended to ``n`` rows."""
+    return np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)]) if n > len(a) else a
+
+
+class BlockScanIndex(Index):
+    """Base of the indexes scanned blockwise over per-row arrays (Flat, SQ8, PQ, Binary).
+
+    ``_tree(positions)`` gives the arrays ``[n, ...]`` a score function reads; ``_scan`` runs the
+    blockwise top-k over all rows (blocks cached on the device), over a gathered copy of the allowed
+    rows when an allow list is small (the scan then costs what those rows cost), or with a row mask.
+    """
+
+    subset_fraction = 0.25  # allow lists up to this share of the rows are gathered rather than masked
+
+    def _tree(self, positions: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        raise NotImplementedError
+
+    def _shards(self) -> int:
+        return 1 if self.mesh is None else self.mesh.shape["data"]
+
+    def _blocks(self):
+        """Cached ``(device blocks, n, block length)`` of all rows."""
+        if self._device is None:
+            tree = self._tree()
+            n = len(tree[0])
+            block = round_block(n, self.block_size, self._shards())
+            self._device = (topk.put_blocks(topk.block_database(tree, block, self._shards()), self.mesh), n, block)
+        return self._device
+
+    def _scan(self, score_fn, q_state, k: int, allowed: np.ndarray | None):
+        """Top ``k`` ``(scores, positions)`` of ``score_fn`` over the rows where ``allowed`` (``None`` = all)."""
+        keep = mask = None
+        if allowed is None:
+            blocks, n, _ = self._blocks()
+        elif allowed.sum() <= self.subset_fraction * len(allowed):
+            keep = np.flatnonzero(allowed)
+            size = max(128, 1 << (len(keep) - 1).bit_length())  # powers of two: few distinct programs
+            block = round_block(size, self.block_size, self._shards())
+            tree = tuple(pad_rows(a, size) for a in self._tree(keep))
+            blocks, n = topk.put_blocks(topk.block_database(tree, block, self._shards()), self.mesh), len(keep)
+        else:
+            blocks, n, block = self._blocks()
+            mask = topk.put_blocks(topk.block_database(allowed, block, self._shards()), self.mesh)
+        scores, pos = topk.search_blocks(score_fn, q_state, blocks, n, k, query_batch=self.query_batch,
+                                         mesh=self.mesh, approx=self.approx, mask=mask)
+        if keep is not None:
+            pos = np.where(pos < 0, -1, keep[np.maximum(pos, 0)])
+        return scores, pos.astype(np.int64)
+
+
+class FlatIndex(BlockScanIndex):
     """Exact search over all vectors with a blockwise top-k.
 
     Args:
@@ -55,32 +106,19 @@ class FlatIndex(Index):
         self._x = np.concatenate([self._x, x])
         self._device = None
 
-    def reconstruct_n(self, start: int = 0, n: int | None = None) -> np.ndarray:
-        """Stored vectors ``[n, dim]`` (normalised for cosine)."""
-        return self._x[start:None if n is None else start + n].copy()
+    def _vectors(self, positions):
+        return self._x[positions]
 
     def _remove_rows(self, keep):
         self._x = self._x[keep]
         self._device = None
 
-    def _blocks(self):
-        if self._device is None:
-            shards = 1 if self.mesh is None else self.mesh.shape["data"]
-            block = round_block(len(self._x), self.block_size, shards)
-            tree = (self._x,) if self.metric != "l2" else (self._x, 0.5 * np.sum(self._x * self._x, axis=1))
-            blocks = topk.block_database(tree, block, shards)
-            self._device = (topk.put_blocks(blocks, self.mesh), len(self._x))
-        return self._device
+    def _tree(self, positions=None):
+        x = self._x if positions is None else self._x[positions]
+        return (x,) if self.metric != "l2" else (x, 0.5 * np.sum(x * x, axis=1))
 
-    def search(self, q, k: int):
-        """``(D [Q, k], I [Q, k])`` for queries ``q [Q, dim]``; see ``embeddings_jax.index.base``."""
-        q, k = self._prepare_search(q, k)
-        q = self._unit_if_cosine(q)
-        blocks, n = self._blocks()
-        score_fn = l2_score if self.metric == "l2" else ip_score
-        scores, pos = topk.search_blocks(score_fn, (q,), blocks, n, k, query_batch=self.query_batch,
-                                         mesh=self.mesh, approx=self.approx)
-        return self._finish(scores, pos, np.sum(q * q, axis=1) if self.metric == "l2" else None)
+    def _search(self, q, k, allowed, params):
+        return self._scan(l2_score if self.metric == "l2" else ip_score, (q,), k, allowed)
 
     def _arrays(self):
         return {"x": self._x}

@@ -288,6 +288,7 @@ class IVFIndex(Index):
     """
 
     requires_training = True
+    _bias_slot = 1  # where the entry biases sit in _device_arrays' tuple (filters mask them)
 
     def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, *, nprobe: int = 1, chunk: int = 64,
                  group: int | None = None, tiles_per_step: int = 16, kmeans_iters: int = 20, seed: int = 0,
@@ -344,6 +345,9 @@ class IVFIndex(Index):
         self._x = self._x[keep]
         self._device = None
 
+    def _vectors(self, positions):
+        return self._x[positions]
+
     def _payload(self) -> dict[str, np.ndarray]:
         """Per-vector arrays laid out into chunks."""
         return {"x": self._x}
@@ -386,11 +390,28 @@ class IVFIndex(Index):
         return self._device
 
     # ---------------------------------------------------------------- search
-    def _prepare_ivf_search(self, q, k, nprobe):
-        """Checked ``(queries, k, nprobe)``; ``nprobe`` defaults to ``self.nprobe``, capped at ``nlist``."""
-        q, k = self._prepare_search(q, k)
+    def _nprobe(self, nprobe, params) -> int:
+        """Cells to scan: ``nprobe``, else ``params.nprobe``, else ``self.nprobe``; capped at ``nlist``."""
+        if nprobe is None:
+            nprobe = getattr(params, "nprobe", None)
         nprobe = check_positive_int(self.nprobe if nprobe is None else nprobe, "nprobe (cells scanned per query)")
-        return self._unit_if_cosine(q), k, min(self.nlist, nprobe)
+        return min(self.nlist, nprobe)
+
+    def _probes(self, q: np.ndarray, nprobe: int) -> np.ndarray:
+        """The ``nprobe`` cells each query scans, ``[Q, nprobe]``."""
+        centroids = jnp.asarray(self.centroids)
+        return np.concatenate([np.asarray(_coarse(jnp.asarray(q[i:i + 4096]), centroids, nprobe, self.kernel_metric)[1])
+                               for i in range(0, len(q), 4096)]).astype(np.int64)
+
+    def _masked(self, arrays, allowed: np.ndarray):
+        """``arrays`` (``_search_arrays``) with a ``-inf`` bias on the entries of rows not ``allowed``, so
+        the scan of the probed cells never returns them."""
+        chunk_data, chunk_pos = arrays[:2]
+        bias = chunk_data[self._bias_slot]
+        keep = jax.device_put((chunk_pos >= 0) & allowed[np.maximum(chunk_pos, 0)], next(iter(bias.devices())))
+        chunk_data = list(chunk_data)
+        chunk_data[self._bias_slot] = jnp.where(keep, bias, -jnp.inf)
+        return (tuple(chunk_data), *arrays[1:])
 
     def _devices(self) -> list:
         """Devices the query batches go to in turn: the mesh's, or ``[None]`` (JAX's default device)."""
@@ -406,28 +427,60 @@ class IVFIndex(Index):
             self._replicas[device] = jax.device_put(layout[0], device)
         return (self._replicas[device], *layout[1:])
 
-    def search(self, q, k: int, nprobe: int | None = None):
-        """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``self.nprobe``) cells per query.
+    def search(self, q, k: int, nprobe: int | None = None, *, ids=None, exclude_ids=None, params=None):
+        """``(D, I)`` as ``FlatIndex.search``, scanning ``nprobe`` (default ``params.nprobe``, then
+        ``self.nprobe``) cells per query; filters (see ``Index.search``) mask rows inside those cells.
 
         With a ``mesh`` the index is replicated on its devices and each query batch is split over them
         (query parallelism): every device scans its share with the same program, and the host plans one
         device's share while the others compute, so XLA:CPU's single-threaded parts (top-k, loop bodies)
         run side by side. Results equal a single-device search.
         """
-        q, k, nprobe = self._prepare_ivf_search(q, k, nprobe)
+        return self._search_filtered(q, k, ids, exclude_ids, params, nprobe=nprobe)
+
+    def range_search(self, q, radius, nprobe: int | None = None, *, ids=None, exclude_ids=None, params=None):
+        """``Index.range_search`` over the ``nprobe`` cells each query scans."""
+        return self._range_filtered(q, radius, ids, exclude_ids, params, nprobe=nprobe)
+
+    def _search(self, q, k, allowed, params, nprobe=None):
+        nprobe = self._nprobe(nprobe, params)
         devices = self._devices()
         step = max(1, self.query_batch // len(devices))
-        pending = []
+        pending, masked = [], {}  # masked: the filtered arrays per device
         for i, start in enumerate(range(0, len(q), step)):
             qb = q[start:start + step]
             device = devices[i % len(devices)]
             qb = jnp.asarray(qb) if device is None else jax.device_put(qb, device)
-            pending.append((len(qb), self._search_batch(qb, k, nprobe, self._search_arrays(device))))
+            arrays = self._search_arrays(device)
+            if allowed is not None:
+                if device not in masked:
+                    masked[device] = self._masked(arrays, allowed)
+                arrays = masked[device]
+            pending.append((len(qb), self._search_batch(qb, k, nprobe, arrays)))
         results = [pad_results(np.asarray(vals)[:n], np.asarray(pos)[:n].astype(np.int64), k)
                    for n, (vals, pos) in pending]
-        scores = np.concatenate([r[0] for r in results])
-        positions = np.concatenate([r[1] for r in results])
-        return self._finish(scores, positions, np.sum(q * q, axis=1) if self.metric == "l2" else None)
+        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+    def _range(self, q, radius, allowed, params, nprobe=None):
+        """Pairs within ``radius`` among each query's ``nprobe`` cells, one cell at a time."""
+        nprobe = self._nprobe(nprobe, params)
+        probes = self._probes(q, nprobe)
+        by_cell = np.argsort(self._list, kind="stable")  # positions grouped by cell, ascending within
+        ends = np.cumsum(self.list_sizes())
+        starts = ends - self.list_sizes()
+        pair_query = np.repeat(np.arange(len(q)), nprobe)
+        pair_cell = probes.ravel()
+        order = np.argsort(pair_cell, kind="stable")
+        pair_query, pair_cell = pair_query[order], pair_cell[order]
+        cells, first = np.unique(pair_cell, return_index=True)
+        out = [(np.zeros((0,), np.int64),) * 2 + (np.zeros((0,), np.float32),)]
+        for cell, lo, hi in zip(cells, first, np.r_[first[1:], len(pair_cell)]):
+            positions = by_cell[starts[cell]:ends[cell]]
+            if allowed is not None:
+                positions = positions[allowed[positions]]
+            if len(positions):
+                out.append(self._within(q, pair_query[lo:hi], positions, radius))
+        return tuple(np.concatenate(parts) for parts in zip(*out))
 
     def _search_batch(self, qb, k: int, nprobe: int, arrays):
         """Dispatches one query batch ``qb [Q, D]`` (on its device); device ``(scores, positions) [Q, k]``."""
@@ -485,6 +538,8 @@ class IVFPQIndex(IVFIndex):
     (queries per lookup block, whose ``adc_batch x m x 1 KiB`` of tables should fit in cache).
     """
 
+    _bias_slot = 4
+
     def __init__(self, dim: int, metric: str = "l2", nlist: int = 100, m: int = 8, *, pq_iters: int = 20,
                  adc_batch: int = 128, **kwargs):
         kwargs.setdefault("chunk", 32)  # finer than IVF-Flat's: less padding per scanned cell
@@ -496,6 +551,10 @@ class IVFPQIndex(IVFIndex):
         self.pq_iters = check_positive_int(pq_iters, "pq_iters")
         self.codebooks = None
         self._codes = np.zeros((0, self.m), np.uint8)
+
+    def _vectors(self, positions):
+        """Reconstructions: the cell centroid plus the decoded residual."""
+        return self.centroids[self._list[positions]] + quantize.decode_pq(self._codes[positions], self.codebooks)
 
     def _search_batch(self, qb, k: int, nprobe: int, arrays):
         (codes_t, chunk_list, centroids, codebooks, bias, pos_dev), chunk_pos, list_start, list_chunks = arrays

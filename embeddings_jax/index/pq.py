@@ -7,15 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from embeddings_jax.index.base import (
-    Index,
     check_positive_int,
     check_subquantizers,
     pad_results,
     training_matrix,
 )
-from embeddings_jax.index.flat import round_block
+from embeddings_jax.index.flat import BlockScanIndex
 from embeddings_jax.index.sq8 import rescore
-from embeddings_jax.ops import quantize, similarity, topk
+from embeddings_jax.ops import quantize, similarity
 
 
 def adc_score(q_state, block):
@@ -31,7 +30,7 @@ def hamming_score(q_state, block):
     return -similarity.hamming(q_bits, block[0]).astype(np.float32)
 
 
-class _CodeIndex(Index):
+class _CodeIndex(BlockScanIndex):
     """Shared storage of per-vector codes searched blockwise."""
 
     requires_training = True
@@ -65,13 +64,8 @@ class _CodeIndex(Index):
     def code_bytes(self) -> int:
         return 0 if self._codes is None else self._codes.nbytes
 
-    def _blocks(self):
-        if self._device is None:
-            shards = 1 if self.mesh is None else self.mesh.shape["data"]
-            block = round_block(len(self._codes), self.block_size, shards)
-            blocks = topk.block_database((self._codes,), block, shards)
-            self._device = (topk.put_blocks(blocks, self.mesh), len(self._codes))
-        return self._device
+    def _tree(self, positions=None):
+        return (self._codes if positions is None else self._codes[positions],)
 
 
 class PQIndex(_CodeIndex):
@@ -95,18 +89,16 @@ class PQIndex(_CodeIndex):
     def _encode(self, x):
         return quantize.encode_pq(x, self.codebooks)
 
-    def search(self, q, k: int):
-        q, k = self._prepare_search(q, k)
-        q = self._unit_if_cosine(q)
-        blocks, n = self._blocks()
+    def _vectors(self, positions):
+        return quantize.decode_pq(self._codes[positions], self.codebooks)
+
+    def _search(self, q, k, allowed, params):
         metric = self.kernel_metric
         lut = np.asarray(jnp.swapaxes(quantize.pq_lut(jnp.asarray(q), jnp.asarray(self.codebooks), metric), 0, 1))
-        scores, pos = topk.search_blocks(adc_score, (lut,), blocks, n, k, query_batch=self.query_batch,
-                                         mesh=self.mesh, approx=self.approx)
-        q_sq = np.sum(q * q, axis=1)
+        scores, pos = self._scan(adc_score, (lut,), k, allowed)
         if metric == "l2":  # scores are -||q - x_hat||^2; _finish expects q.x - ||x||^2 / 2
-            scores = 0.5 * (scores + q_sq[:, None])
-        return self._finish(scores, pos, q_sq if self.metric == "l2" else None)
+            scores = 0.5 * (scores + np.sum(q * q, axis=1)[:, None])
+        return scores, pos
 
     def _config(self):
         return {**super()._config(), "m": self.m, "iters": self.iters, "seed": self.seed}
@@ -155,17 +147,15 @@ class BinaryIndex(_CodeIndex):
         super()._remove_rows(keep)
         self._x = self._x[keep]
 
-    def search(self, q, k: int):
-        q, k = self._prepare_search(q, k)
-        q = self._unit_if_cosine(q)
-        blocks, n = self._blocks()
+    def _vectors(self, positions):
+        return self._x[positions]
+
+    def _search(self, q, k, allowed, params):
+        n = self.ntotal if allowed is None else int(allowed.sum())
         shortlist = min(n, k * self.rescore)
-        _, pos = topk.search_blocks(hamming_score, (quantize.binary_codes(q - self.mean),), blocks, n, shortlist,
-                                    query_batch=self.query_batch, mesh=self.mesh, approx=self.approx)
-        metric = self.kernel_metric
-        scores, pos = rescore(q, self._x, pos.astype(np.int64), metric, min(k, shortlist))
-        scores, pos = pad_results(scores, pos, k)
-        return self._finish(scores, pos, np.sum(q * q, axis=1) if self.metric == "l2" else None)
+        _, pos = self._scan(hamming_score, (quantize.binary_codes(q - self.mean),), shortlist, allowed)
+        scores, pos = rescore(q, self._x, pos, self.kernel_metric, min(k, shortlist))
+        return pad_results(scores, pos, k)
 
     def _config(self):
         return {**super()._config(), "rescore": self.rescore}

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from embeddings_jax.index.base import (
-    Index,
     as_matrix,
     check_positive_int,
     pad_results,
     training_matrix,
 )
-from embeddings_jax.index.flat import ip_score, l2_score, round_block
-from embeddings_jax.ops import quantize, similarity, topk
+from embeddings_jax.index.flat import BlockScanIndex, ip_score, l2_score
+from embeddings_jax.ops import quantize, similarity
 
 
 def sq8_vec_ip(q_state, block):
@@ -45,7 +44,7 @@ def rescore(q: np.ndarray, x: np.ndarray, positions: np.ndarray, metric: str, k:
     return out_s, out_p
 
 
-class SQ8Index(Index):
+class SQ8Index(BlockScanIndex):
     """8-bit scalar quantization: uint8 codes (4x smaller than float32) searched blockwise like ``FlatIndex``.
 
     Args:
@@ -102,34 +101,34 @@ class SQ8Index(Index):
             self._x = self._x[keep]
         self._device = None
 
-    def decode(self) -> np.ndarray:
-        """Reconstructed vectors ``[ntotal, dim]``."""
+    def decode(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """Reconstructed vectors ``[ntotal, dim]`` (or ``[len(positions), dim]``)."""
+        rows = slice(None) if positions is None else positions
         if self.scales == "dimension":
-            return quantize.decode_sq8(self._codes, self.scale, self.offset)
-        return quantize.decode_sq8(self._codes, self._vec_scale[:, None], self._vec_offset[:, None])
+            return quantize.decode_sq8(self._codes[rows], self.scale, self.offset)
+        return quantize.decode_sq8(self._codes[rows], self._vec_scale[rows, None], self._vec_offset[rows, None])
+
+    def _vectors(self, positions):
+        """The vectors distances are reported to: exact with re-scoring, else decoded."""
+        return self._x[positions] if self.rescore else self.decode(positions)
 
     @property
     def code_bytes(self) -> int:
         """Bytes of the searched codes (excluding the float32 re-scoring store)."""
         return self._codes.nbytes + self._vec_scale.nbytes + self._vec_offset.nbytes
 
-    def _blocks(self):
-        if self._device is None:
-            shards = 1 if self.mesh is None else self.mesh.shape["data"]
-            block = round_block(len(self._codes), self.block_size, shards)
-            tree = (self._codes,)
-            if self.scales == "vector":
-                tree = tree + (self._vec_scale, self._vec_offset)
-            if self.metric == "l2":
-                xhat = self.decode()
-                tree = tree + (0.5 * np.sum(xhat * xhat, axis=1),)
-            self._device = (topk.put_blocks(topk.block_database(tree, block, shards), self.mesh), len(self._codes))
-        return self._device
+    def _tree(self, positions=None):
+        rows = slice(None) if positions is None else positions
+        tree = (self._codes[rows],)
+        if self.scales == "vector":
+            tree = tree + (self._vec_scale[rows], self._vec_offset[rows])
+        if self.metric == "l2":
+            xhat = self.decode(positions)
+            tree = tree + (0.5 * np.sum(xhat * xhat, axis=1),)
+        return tree
 
-    def search(self, q, k: int):
-        q, k = self._prepare_search(q, k)
-        q = self._unit_if_cosine(q)
-        blocks, n = self._blocks()
+    def _search(self, q, k, allowed, params):
+        n = self.ntotal if allowed is None else int(allowed.sum())
         metric = self.kernel_metric
         shortlist = min(n, k * self.rescore) if self.rescore else k
         if self.scales == "dimension":
@@ -140,14 +139,12 @@ class SQ8Index(Index):
         else:
             fn = sq8_vec_l2 if metric == "l2" else sq8_vec_ip
             state = (q, q.sum(axis=1))
-        scores, pos = topk.search_blocks(fn, state, blocks, n, max(shortlist, 1),
-                                         query_batch=self.query_batch, mesh=self.mesh, approx=self.approx)
+        scores, pos = self._scan(fn, state, max(shortlist, 1), allowed)
         if self.scales == "dimension":
             scores = scores + (q @ self.offset)[:, None]
         if self.rescore:
-            scores, pos = rescore(q, self._x, pos.astype(np.int64), metric, min(k, shortlist))
-        scores, pos = pad_results(scores, pos, k)  # k > ntotal with re-scoring
-        return self._finish(scores, pos, np.sum(q * q, axis=1) if self.metric == "l2" else None)
+            scores, pos = rescore(q, self._x, pos, metric, min(k, shortlist))
+        return pad_results(scores, pos, k)  # k > ntotal with re-scoring
 
     def _config(self):
         return {**super()._config(), "scales": self.scales, "rescore": self.rescore}

@@ -9,6 +9,8 @@ top-k lists are merged globally.
 Ties are broken by position: among equal scores the lower database position comes first (XLA's
 ``top_k`` is stable and every merge lists lower positions first). Slots beyond the number of valid
 vectors hold score ``-inf`` and position ``-1`` (FAISS's convention for "fewer than k found").
+An optional blocked boolean ``mask`` (same ``[num_blocks, block]`` layout) excludes rows inside the
+scan, so a filtered search still returns the best ``k`` allowed rows.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def block_database(tree, block_size: int, num_shards: int = 1):
     return jax.tree.map(pad, tree)
 
 
-def blockwise_topk(score_fn: ScoreFn, q_state, blocks, n_valid, k: int, base=0, approx: bool = False):
+def blockwise_topk(score_fn: ScoreFn, q_state, blocks, n_valid, k: int, base=0, approx: bool = False, mask=None):
     """Running top-k over database blocks.
 
     Args:
@@ -89,6 +91,7 @@ def blockwise_topk(score_fn: ScoreFn, q_state, blocks, n_valid, k: int, base=0, 
       blocks: pytree with leaves ``[num_blocks, B, ...]``.
       n_valid: number of real vectors (positions ``>= n_valid`` are padding).
       k: results per query; ``base`` is the position of ``blocks``' first row.
+      mask: optional bool ``[num_blocks, B]``; rows where it is False are never returned.
     Returns:
       ``(scores [Qb, k] f32, positions [Qb, k] int32)``, ``-inf``/``-1`` where fewer than ``k`` exist.
     """
@@ -100,36 +103,36 @@ def blockwise_topk(score_fn: ScoreFn, q_state, blocks, n_valid, k: int, base=0, 
 
     def body(carry, xs):
         vals, ids = carry
-        j, blk = xs
+        j, blk, allowed = xs
         pos = base + j * block + offsets
-        valid = pos < n_valid
+        valid = pos < n_valid if allowed is None else (pos < n_valid) & allowed
         s = jnp.where(valid[None, :], score_fn(q_state, blk), -jnp.inf)
         bv, bi = topk(s, kb, approx=approx)
         bid = jnp.where(jnp.take(valid, bi), jnp.take(pos, bi), -1)
         return merge_topk(vals, ids, bv, bid, k), None
 
     init = (jnp.full((qb, k), -jnp.inf, jnp.float32), jnp.full((qb, k), -1, jnp.int32))
-    (vals, ids), _ = jax.lax.scan(body, init, (jnp.arange(num_blocks, dtype=jnp.int32), blocks))
+    (vals, ids), _ = jax.lax.scan(body, init, (jnp.arange(num_blocks, dtype=jnp.int32), blocks, mask))
     return vals, ids
 
 
 @functools.cache
 def _compiled(score_fn: ScoreFn, k: int, mesh: Mesh | None, axis: str, approx: bool):
     if mesh is None:
-        return jax.jit(lambda q, blocks, n: blockwise_topk(score_fn, q, blocks, n, k, approx=approx))
+        return jax.jit(lambda q, blocks, n, mask: blockwise_topk(score_fn, q, blocks, n, k, approx=approx, mask=mask))
 
     shards = mesh.shape[axis]
 
-    def local(q, blocks, n):
+    def local(q, blocks, n, mask):
         per_shard = jax.tree.leaves(blocks)[0].shape[0] * jax.tree.leaves(blocks)[0].shape[1]
         base = jax.lax.axis_index(axis) * per_shard
-        vals, ids = blockwise_topk(score_fn, q, blocks, n, k, base=base, approx=approx)
+        vals, ids = blockwise_topk(score_fn, q, blocks, n, k, base=base, approx=approx, mask=mask)
         return vals[None], ids[None]
 
-    def run(q, blocks, n):
+    def run(q, blocks, n, mask):
         vals, ids = jax.shard_map(
-            local, mesh=mesh, in_specs=(P(), P(axis), P()), out_specs=P(axis), check_vma=False,
-        )(q, blocks, n)
+            local, mesh=mesh, in_specs=(P(), P(axis), P(), P(axis)), out_specs=P(axis), check_vma=False,
+        )(q, blocks, n, mask)
         qb = vals.shape[1]  # [S, Qb, k] -> [Qb, S * k] in shard (= position) order
         vals = vals.transpose(1, 0, 2).reshape(qb, shards * k)
         ids = ids.transpose(1, 0, 2).reshape(qb, shards * k)
@@ -149,10 +152,11 @@ def put_blocks(blocks, mesh: Mesh | None = None, axis: str = "data"):
 
 def search_blocks(
     score_fn: ScoreFn, q_state, blocks, n_valid: int, k: int, *,
-    query_batch: int = 1024, mesh: Mesh | None = None, axis: str = "data", approx: bool = False,
+    query_batch: int = 1024, mesh: Mesh | None = None, axis: str = "data", approx: bool = False, mask=None,
 ):
     """Host driver: batches queries (the last batch is padded so one program serves all) and runs
-    the blockwise top-k, sharded over ``mesh[axis]`` when a mesh is given.
+    the blockwise top-k, sharded over ``mesh[axis]`` when a mesh is given. ``mask``: optional blocked
+    bool rows to keep, placed like ``blocks`` (``put_blocks``).
 
     Returns numpy ``(scores [Q, k] f32, positions [Q, k] int32)``.
     """
@@ -167,7 +171,7 @@ def search_blocks(
         size = chunk[0].shape[0]
         if size < qb:
             chunk = [np.concatenate([a, np.zeros((qb - size, *a.shape[1:]), a.dtype)]) for a in chunk]
-        v, i = fn(jax.tree.unflatten(treedef, chunk), blocks, n)
+        v, i = fn(jax.tree.unflatten(treedef, chunk), blocks, n, mask)
         out_v.append(v[:size])
         out_i.append(i[:size])
     vals = np.concatenate([np.asarray(v) for v in out_v])
