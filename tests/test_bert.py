@@ -174,12 +174,13 @@ def test_sharded_encode_matches_single_device_and_bf16_is_close(encoder, model_d
 def test_bad_inputs(encoder):
     with pytest.raises(ValueError, match="empty or whitespace"):
         encoder.encode(["fine", "", "  "])
+    assert encoder.encode("a sentence").shape == (384,)  # one string: one vector, as sentence-transformers
     with pytest.raises(TypeError, match="not a single string"):
-        encoder.encode("a sentence")
+        encoder.tokenize("a sentence")
     with pytest.raises(TypeError, match="must be strings"):
         encoder.encode(["ok", 3])
     with pytest.raises(ValueError, match="unknown pooling"):
-        encoder.encode(["ok"], pooling="max")
+        encoder.encode(["ok"], pooling="median")
     with pytest.raises(ValueError, match="batch_size"):
         encoder.encode(["ok"], batch_size=0)
     with pytest.raises(ValueError, match="unknown layers"):
@@ -206,8 +207,8 @@ def test_checkpoint_dir_errors_name_the_file(model_dir, tmp_path):
         bert_checkpoint.load_checkpoint(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="not installed"):
         bert_checkpoint.packaged_model_dir("no_such_model_package_xyz")
-    (d / "config.json").write_text(json.dumps({"model_type": "roberta"}))
-    with pytest.raises(ValueError, match="roberta"):
+    (d / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(ValueError, match="gpt2"):
         bert_checkpoint.load_config(d)
 
 

@@ -6,6 +6,8 @@
   centroids (``M`` bytes per vector). Search uses asymmetric distances (ADC): the query stays exact
   and a per-query lookup table ``[M, 256]`` turns codes into scores with ``M`` lookups.
 * Binary: one sign bit per dimension, packed into bytes; Hamming distance is a cheap first stage.
+* ``quantize_embeddings``: sentence-transformers' int8 / uint8 / binary / ubinary embeddings
+  (per-dimension ranges, packed sign bits), the codes the SQ8 and binary indexes search.
 """
 
 from __future__ import annotations
@@ -136,3 +138,61 @@ def adc_scores(lut: jax.Array, codes: jax.Array) -> jax.Array:
 def binary_codes(x) -> np.ndarray:
     """Sign bits (1 where ``x > 0``) packed big-endian into uint8 ``[N, ceil(D / 8)]``."""
     return np.packbits(np.asarray(x) > 0, axis=-1)
+
+
+# ---------------------------------------------------------------- sentence-transformers' embedding precisions
+PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+
+
+def quantize_embeddings(embeddings, precision: str, ranges: np.ndarray | None = None,
+                        calibration_embeddings: np.ndarray | None = None):
+    """sentence-transformers' ``quantize_embeddings``, in numpy.
+
+    ``int8`` / ``uint8``: 256 buckets per dimension between the minimum and maximum of ``ranges``
+    ``[2, D]``, else of ``calibration_embeddings``, else of the embeddings themselves. ``binary`` /
+    ``ubinary``: the bits ``x > 0`` packed eight to a byte (``np.packbits``), ``binary`` shifted by
+    -128 into int8. A list of ``[T_i, D]`` matrices shares one set of ranges.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not supported; choose from {PRECISIONS}")
+    if isinstance(embeddings, list):
+        if not embeddings:
+            return []
+        if np.ndim(embeddings[0]) == 2:
+            if precision.endswith("int8") and ranges is None:
+                calib = np.concatenate(embeddings) if calibration_embeddings is None else calibration_embeddings
+                if len(calib):
+                    ranges = _quantization_ranges(np.asarray(calib), precision, calibration_embeddings)
+            return [quantize_embeddings(m, precision, ranges, calibration_embeddings) for m in embeddings]
+    x = np.asarray(embeddings)
+    if x.dtype in (np.int8, np.uint8):
+        raise ValueError("embeddings to quantize must be float, not int8 or uint8")
+    if x.ndim == 2 and x.shape[0] == 0:
+        width = (x.shape[1] + 7) // 8 if precision.endswith("binary") else x.shape[1]
+        return np.zeros((0, width), np.float32 if precision == "float32"
+                        else np.int8 if precision in ("int8", "binary") else np.uint8)
+    if precision == "float32":
+        return x.astype(np.float32)
+    if precision.endswith("int8"):
+        if ranges is None:
+            ranges = _quantization_ranges(x, precision, calibration_embeddings)
+        ranges = np.asarray(ranges).astype(np.float32, copy=False)
+        starts = ranges[0, :]
+        steps = (ranges[1, :] - starts) / 255
+        steps = np.where(steps == 0, 1, steps)
+        q = np.clip(np.floor((x - starts) / steps), 0, 255)
+        return q.astype(np.uint8) if precision == "uint8" else (q - 128).astype(np.int8)
+    bits = np.packbits(x > 0, axis=-1)
+    return (bits - 128).astype(np.int8) if precision == "binary" else bits
+
+
+def _quantization_ranges(x: np.ndarray, precision: str, calibration: np.ndarray | None) -> np.ndarray:
+    if calibration is None:
+        if x.ndim == 1 or x.shape[0] == 1:
+            raise ValueError(
+                f"cannot compute {precision} quantization ranges from a single embedding; pass "
+                "`ranges` or `calibration_embeddings` from a representative set of embeddings"
+            )
+        calibration = x
+    calibration = np.asarray(calibration)
+    return np.vstack((calibration.min(axis=0), calibration.max(axis=0)))
