@@ -167,7 +167,7 @@ def test_factory_metrics_and_kwargs():
     ("IVF16,SQ8", "SQ8"), ("PQ4x4", "PQ4x4"), ("PQ3", "PQ3"), ("HNSW32", "HNSW32"), ("flat", "flat"),
     ("Flat,Refine(SQ8)", "Refine(SQ8)"), ("RFlat", "RFlat"), ("IVF16_HNSW32,Flat", "IVF16_HNSW32"),
     ("IVF16", "IVF16"), ("Flat,Flat", "Flat"), ("SQ4", "SQ4"), ("IVF16,Foo", "Foo"), ("Flat,", "Flat,"),
-    ("LSH", "LSH"),
+    ("LSHt", "LSHt"), ("LSH16x", "LSH16x"),
 ])
 def test_factory_errors_name_the_part(description, part):
     with pytest.raises(ValueError, match="Accepted") as err:

@@ -495,8 +495,10 @@ def index_classes() -> dict[str, type[Index]]:
     """The classes ``Index.load`` may build, by the name ``save`` records (an explicit whitelist)."""
     from embeddings_jax.index.flat import FlatIndex
     from embeddings_jax.index.ivf import IVFIndex, IVFPQIndex
+    from embeddings_jax.index.lsh import LSHIndex
     from embeddings_jax.index.pq import BinaryIndex, PQIndex
     from embeddings_jax.index.refine import RefineIndex
     from embeddings_jax.index.sq8 import SQ8Index
 
-    return {c.__name__: c for c in (FlatIndex, SQ8Index, PQIndex, BinaryIndex, IVFIndex, IVFPQIndex, RefineIndex)}
+    return {c.__name__: c for c in (FlatIndex, SQ8Index, PQIndex, BinaryIndex, IVFIndex, IVFPQIndex, LSHIndex,
+                                            RefineIndex)}

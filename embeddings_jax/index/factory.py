@@ -4,10 +4,14 @@ A description is comma-separated parts, as in FAISS (exact spelling, no spaces):
 
     [IDMap | IDMap2 ,]  main  [, RFlat | , Refine(Flat)]
 
-    main:  Flat | SQ8 | PQ<M> | PQ<M>x8 | IVF<nlist>,Flat | IVF<nlist>,PQ<M>[x8] | Binary
+    main:  Flat | SQ8 | PQ<M> | PQ<M>x8 | IVF<nlist>,Flat | IVF<nlist>,PQ<M>[x8] | Binary | LSH[<nbits>][r]
 
 ``IDMap`` / ``IDMap2`` are accepted and change nothing (every index here stores ids and reconstructs).
 ``Binary`` is this package's ``BinaryIndex`` (sign codes, exact re-scoring), not a FAISS string.
+``LSH<nbits>`` is FAISS's IndexLSH (``nbits`` defaults to ``d``): the signs of the first ``nbits``
+coordinates; ``r`` projects on random directions first (Gaussian here, orthonormal in FAISS). FAISS's
+trained thresholds (``t``) are not implemented. Hash tables and probes come as ``num_tables=`` /
+``probes=`` keyword arguments.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from embeddings_jax.index.base import Index, check_metric
 from embeddings_jax.index.flat import FlatIndex
 from embeddings_jax.index.ivf import IVFIndex, IVFPQIndex
+from embeddings_jax.index.lsh import LSHIndex
 from embeddings_jax.index.pq import BinaryIndex, PQIndex
 from embeddings_jax.index.refine import RefineIndex
 from embeddings_jax.index.sq8 import SQ8Index
@@ -27,9 +32,10 @@ from embeddings_jax.index.sq8 import SQ8Index
 FAISS_METRICS = {0: "ip", 1: "l2"}
 
 ACCEPTED = ("Flat", "SQ8", "PQ<M>", "PQ<M>x8", "IVF<nlist>,Flat", "IVF<nlist>,PQ<M>", "IVF<nlist>,PQ<M>x8",
-            "Binary", "with an optional 'IDMap,' prefix and ',RFlat' or ',Refine(Flat)' suffix")
+            "Binary", "LSH[<nbits>][r]", "with an optional 'IDMap,' prefix and ',RFlat' or ',Refine(Flat)' suffix")
 _PQ = re.compile(r"PQ(\d+)(?:x(\d+))?")
 _IVF = re.compile(r"IVF(\d+)")
+_LSH = re.compile(r"LSH(\d*)(r?)(t?)")
 
 
 def _split(description: str) -> list[str]:
@@ -129,6 +135,11 @@ def index_factory(d: int, description: str, metric="l2", **kwargs) -> Index:
         index = built(PQIndex, m=pq_m(head), part=head)
     elif head == "Binary":
         index = built(BinaryIndex, part=head)
+    elif (lsh := _LSH.fullmatch(head)) is not None:
+        if lsh.group(3):
+            raise bad(head, "asks for trained thresholds, which are not implemented: use "
+                      f"'LSH{lsh.group(1)}{lsh.group(2)}' (thresholds at zero)")
+        index = built(LSHIndex, part=head, nbits=int(lsh.group(1)) if lsh.group(1) else d, rotate=bool(lsh.group(2)))
     else:
         raise bad(head)
     return RefineIndex(index) if refine else index
