@@ -95,6 +95,7 @@ def available_experiments() -> dict[str, str]:
 def _listing() -> str:
     lines = [f"usage: {USAGE}", "", "experiments:"]
     lines += [f"  {n:<12} {d}" for n, d in available_experiments().items()]
+    lines += ["", "commands:", f"  {'translate':<12} a trained seq2seq run translates and scores a file (--help)"]
     lines += ["", "--config runlocal runs any experiment in seconds on a CPU;",
               "embeddings-jax <experiment> --help lists its config keys and defaults."]
     return "\n".join(lines)
@@ -282,11 +283,46 @@ def claim_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, over
         raise SystemExit(f"cannot write to --workdir {workdir}: {e}") from e
 
 
+def translate(argv: list[str]) -> int:
+    """``embeddings-jax translate --workdir W --src FILE [--ref FILE] [--beam 4] [--out FILE]``:
+    a trained seq2seq run translates a file (one sentence a line), scored when references are given."""
+    import argparse
+
+    from embeddings_jax.models.seq2seq_scoring import translate_file
+
+    ap = argparse.ArgumentParser(prog="embeddings-jax translate", description=translate.__doc__.split(":")[1].strip())
+    ap.add_argument("--workdir", required=True, help="the run's workdir (as given to `embeddings-jax seq2seq`)")
+    ap.add_argument("--src", required=True, help="source sentences, one per line (UTF-8, .gz too)")
+    ap.add_argument("--ref", help="reference translations, line by line: prints BLEU and chrF")
+    ap.add_argument("--beam", type=int, default=4, help="beam size; 0 = greedy (default 4)")
+    ap.add_argument("--alpha", type=float, help="length penalty (default: the run's)")
+    ap.add_argument("--out", help="write the translations here (default: print them)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    args = ap.parse_args(argv)
+    try:
+        r = translate_file(args.workdir, args.src, args.ref, beam_size=args.beam, alpha=args.alpha,
+                           out_path=args.out, batch_size=args.batch_size)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        raise SystemExit(f"translate: {e}") from e
+    if not args.out:
+        print("\n".join(r["hypotheses"]))
+    search = f"beam {r['beam_size']}" if r["beam_size"] else "greedy"
+    print(f"translated {r['sentences']} sentences ({search}) in {r['seconds']:.1f} s", file=sys.stderr)
+    if r["bleu"] is not None:
+        case = "lowercased" if r["lowercase"] else "cased"
+        print(f"BLEU {r['bleu']:.2f}  chrF {r['chrf']:.2f}  ({case}, detokenised, sacrebleu-equal)", file=sys.stderr)
+    if args.out:
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help", "list"):
         print(_listing())
         return 0 if argv else 2
+    if argv[0] == "translate":
+        return translate(argv[1:])
     name, rest = argv[0], argv[1:]
     if name not in available_experiments():
         raise SystemExit(f"unknown experiment {name!r}\n\n{_listing()}")
