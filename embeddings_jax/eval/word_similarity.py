@@ -67,31 +67,45 @@ def spearman(x, y) -> float:
     return pearson(rankdata(x), rankdata(y))
 
 
+def pair_similarities(
+    kv, pairs, restrict_vocab: int | None = 300_000, case_insensitive: bool = True,
+    dummy4unknown: bool = False, source="the word pairs",
+) -> tuple[list[float], list[float], int]:  # fmt: skip
+    """``(model cosines, human scores, oov pairs)`` of ``(a, b, score)`` pairs, as gensim scores them:
+    words matched among the first ``restrict_vocab`` keys (each case-folded spelling to its first,
+    most frequent key), a pair with an unknown word dropped, or scored 0 with ``dummy4unknown``.
+
+    Raises ``ValueError`` naming ``source`` when fewer than 2 pairs are scored.
+    """
+    limit = len(kv) if restrict_vocab is None else min(int(restrict_vocab), len(kv))
+    fold = str.upper if case_insensitive else str
+    known: dict[str, str] = {}
+    for k in kv.index_to_key[:limit]:
+        known.setdefault(fold(k), k)
+    model, human, oov = [], [], 0
+    for a, b, score in pairs:
+        ka, kb = known.get(fold(a)), known.get(fold(b))
+        if ka is None or kb is None:
+            oov += 1
+            if not dummy4unknown:
+                continue
+            sim = 0.0
+        else:
+            sim = float(kv.get_vector(ka, norm=True) @ kv.get_vector(kb, norm=True))
+        model.append(sim)
+        human.append(score)
+    if len(model) < 2:
+        raise ValueError(f"{source}: fewer than 2 pairs have both words in the vocabulary")
+    return model, human, oov
+
+
 def evaluate_word_pairs(
     kv, path, delimiter: str = "\t", restrict_vocab: int = 300_000,
     case_insensitive: bool = True, dummy4unknown: bool = False,
 ) -> PairResult:  # fmt: skip
     """Correlation of ``kv``'s cosine similarities with the human scores in ``path``."""
     pairs = read_word_pairs(path, delimiter)
-    keys = kv.index_to_key[: min(restrict_vocab, len(kv))]
-    norm = (lambda w: w.upper()) if case_insensitive else (lambda w: w)
-    ok: dict[str, int] = {}
-    for i, k in enumerate(keys):
-        ok.setdefault(norm(k), i)
-    normed = kv.get_normed_vectors()
-    sims, gold, oov = [], [], 0
-    for a, b, score in pairs:
-        a, b = norm(a), norm(b)
-        if a not in ok or b not in ok:
-            oov += 1
-            if dummy4unknown:
-                sims.append(0.0)
-                gold.append(score)
-            continue
-        sims.append(float(normed[ok[a]] @ normed[ok[b]]))
-        gold.append(score)
-    if len(sims) < 2:
-        raise ValueError(f"{path}: fewer than 2 pairs have both words in the vocabulary")
+    sims, gold, oov = pair_similarities(kv, pairs, restrict_vocab, case_insensitive, dummy4unknown, path)
     return PairResult(
         pearson(sims, gold), spearman(sims, gold), 100.0 * oov / len(pairs), len(sims)
     )

@@ -598,30 +598,12 @@ class KeyedVectors:
         """
         from scipy import stats
 
-        from embeddings_jax.eval.word_similarity import read_word_pairs
+        from embeddings_jax.eval.word_similarity import pair_similarities, read_word_pairs
 
         if codecs.lookup(encoding).name != "utf-8":
             raise ValueError(f"word-pair files are read as utf-8; convert the file from {encoding} first")
         rows = read_word_pairs(pairs, delimiter)
-        limit = len(self) if restrict_vocab is None else min(int(restrict_vocab), len(self))
-        fold = str.upper if case_insensitive else str
-        known: dict[str, int] = {}
-        for i, k in enumerate(self.index_to_key[:limit]):
-            known.setdefault(fold(k), i)  # the first (most frequent) spelling, as gensim
-        model, human, oov = [], [], 0
-        for a, b, score in rows:
-            ia, ib = known.get(fold(a)), known.get(fold(b))
-            if ia is None or ib is None:
-                oov += 1
-                if not dummy4unknown:
-                    continue
-                sim = 0.0
-            else:
-                sim = float(self._unit_row(ia) @ self._unit_row(ib))
-            model.append(sim)
-            human.append(score)
-        if len(model) < 2:
-            raise ValueError(f"{pairs}: fewer than 2 pairs have both words in the vocabulary")
+        model, human, oov = pair_similarities(self, rows, restrict_vocab, case_insensitive, dummy4unknown, pairs)
         return stats.pearsonr(human, model), stats.spearmanr(human, model), 100.0 * oov / len(rows)
 
     # ------------------------------------------------------------------ native save / load
