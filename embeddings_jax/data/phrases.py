@@ -39,6 +39,7 @@ import pathlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
+from embeddings_jax.data.vocab import check_tokens
 from embeddings_jax.train.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -189,14 +190,6 @@ def _check_corpus(sentences) -> None:
                         "embeddings_jax.data.text.LineSentence(path)")
 
 
-def _bad_token(tokens) -> TypeError | None:
-    bad = [w for w in tokens if not isinstance(w, str)][:1]  # a list: the bad token may be None
-    if bad:
-        return TypeError(f"the corpus holds a token of type {type(bad[0]).__name__} ({bad[0]!r}); "
-                         "tokens must be strings")
-    return None
-
-
 # ---------------------------------------------------------------- counting
 def _prune(vocab: Counter, min_reduce: int) -> None:
     """Drops every key counted fewer than ``min_reduce`` times (gensim's ``prune_vocab``)."""
@@ -236,14 +229,13 @@ def count_phrases(sentences: Iterable, *, delimiter: str = "_", connector_words:
             count(sentence if at is None else [sentence[i] for i in at])
             count(keys)
         except TypeError as e:  # join met a token that is not a str, or one that cannot be hashed
-            raise _bad_token(sentence) or e from None
+            check_tokens(sentence)  # names the token
+            raise e from None
         if len(vocab) > max_vocab_size:
-            if err := _bad_token(vocab):  # before pruning can drop the offending key
-                raise err
+            check_tokens(vocab)  # before pruning can drop the offending key
             _prune(vocab, min_reduce)
             min_reduce += 1
-    if err := _bad_token(vocab):
-        raise err
+    check_tokens(vocab)
     return vocab, min_reduce, total
 
 

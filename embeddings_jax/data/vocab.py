@@ -125,15 +125,16 @@ def count_words(
         for w in sentence:
             counts[w] = counts.get(w, 0) + 1
         if max_vocab_size and len(counts) > max_vocab_size:
-            _check_tokens(counts)  # before pruning can drop the offending key
+            check_tokens(counts)  # before pruning can drop the offending key
             counts = {w: c for w, c in counts.items() if keeps_word(w, c, min_reduce, trim_rule)}
             min_reduce += 1
-    _check_tokens(counts)
+    check_tokens(counts)
     return counts, raw, n
 
 
-def _check_tokens(counts: dict) -> None:
-    """Every distinct token a string: checked on the V keys, not on each of the N tokens."""
+def check_tokens(counts) -> None:
+    """Every distinct token a string: checked on the V keys of ``counts`` (or on a token list),
+    not on each of the N tokens; raises ``TypeError`` naming the first other one."""
     bad = [w for w in counts if not isinstance(w, str)][:1]  # a list: the bad token may be None
     if bad:
         bad = bad[0]
