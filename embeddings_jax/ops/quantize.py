@@ -182,7 +182,7 @@ def quantize_embeddings(embeddings, precision: str, ranges: np.ndarray | None = 
         steps = np.where(steps == 0, 1, steps)
         q = np.clip(np.floor((x - starts) / steps), 0, 255)
         return q.astype(np.uint8) if precision == "uint8" else (q - 128).astype(np.int8)
-    bits = np.packbits(x > 0, axis=-1)
+    bits = binary_codes(x)
     return (bits - 128).astype(np.int8) if precision == "binary" else bits
 
 

@@ -119,6 +119,17 @@ def resolve_model_dir(name_or_path: str | os.PathLike | None = None, *, revision
     )
 
 
+def _read_json(path: pathlib.Path, default=None):
+    """The JSON content of ``path`` (``default`` when given and the file is absent); invalid JSON is
+    a ``ValueError`` naming the file."""
+    if default is not None and not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+
 def _require(directory: pathlib.Path, name: str) -> pathlib.Path:
     path = directory / name
     if not path.is_file():
@@ -133,10 +144,7 @@ def _require(directory: pathlib.Path, name: str) -> pathlib.Path:
 def load_config(directory: str | pathlib.Path) -> BertConfig:
     """`BertConfig` from ``config.json``; rejects model types and options we do not implement."""
     path = _require(pathlib.Path(directory), CONFIG_FILE)
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    d = _read_json(path)
     model_type = d.setdefault("model_type", "bert")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ValueError(f"{path}: model_type {model_type!r} is not supported (supported: {SUPPORTED_MODEL_TYPES})")
@@ -302,13 +310,6 @@ class SentenceConfig:
     similarity_fn_name: str | None = None
 
 
-def _read_json(path: pathlib.Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-
-
 def load_sentence_config(directory: str | pathlib.Path) -> SentenceConfig:
     """`SentenceConfig` from ``modules.json`` (Transformer, Pooling and Normalize modules),
     ``1_Pooling/config.json``, ``sentence_bert_config.json`` and
@@ -316,7 +317,7 @@ def load_sentence_config(directory: str | pathlib.Path) -> SentenceConfig:
     gets sentence-transformers' fallback: mean pooling, no normalisation."""
     directory = pathlib.Path(directory)
     modules_file = directory / "modules.json"
-    modules = _read_json(modules_file) if modules_file.is_file() else [{"type": "Transformer", "path": ""}]
+    modules = _read_json(modules_file, [{"type": "Transformer", "path": ""}])
     kinds = {m.get("type", "").rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
     unsupported = sorted(set(kinds) - {"Transformer", "Pooling", "Normalize"})
     if unsupported:
@@ -328,7 +329,7 @@ def load_sentence_config(directory: str | pathlib.Path) -> SentenceConfig:
     pooling, include_prompt = ("mean",), True
     if "Pooling" in kinds:
         pool_file = directory / kinds["Pooling"] / "config.json"
-        cfg = _read_json(pool_file) if pool_file.is_file() else {}
+        cfg = _read_json(pool_file, {})
         mode = cfg.get("pooling_mode")
         if mode is None:
             mode = [ours for key, ours in _ST_POOLING_KEYS.items() if cfg.get(key)] or ["mean"]
@@ -336,9 +337,9 @@ def load_sentence_config(directory: str | pathlib.Path) -> SentenceConfig:
         pooling = tuple("mean_sqrt_len_tokens" if p == "mean_sqrt_len" else p for p in pooling)
         include_prompt = bool(cfg.get("include_prompt", True))
     st_file = transformer_dir / "sentence_bert_config.json"
-    st = _read_json(st_file) if st_file.is_file() else {}
+    st = _read_json(st_file, {})
     meta_file = directory / "config_sentence_transformers.json"
-    meta = _read_json(meta_file) if meta_file.is_file() else {}
+    meta = _read_json(meta_file, {})
     return SentenceConfig(
         transformer_dir=transformer_dir, pooling=pooling, include_prompt=include_prompt,
         normalize="Normalize" in kinds, max_seq_length=st.get("max_seq_length"),

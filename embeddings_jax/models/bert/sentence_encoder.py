@@ -200,24 +200,21 @@ def make_batch(encodings: Sequence[Any], seq_len: int, rows: int | None = None) 
     """Pads ``tokenizers`` encodings to ``[rows, seq_len]`` numpy arrays, one text per row.
 
     Returns ``input_ids``, ``attention_mask``, ``token_type_ids`` (int32) and the float32 pooling
-    weights ``token_weights`` (1 / length on real tokens) and ``word_weights`` (1 / (pieces of the
-    word * words in the sentence) on word pieces, 0 on special tokens). Extra rows are all padding.
+    weights ``word_weights`` (1 / (pieces of the word * words in the sentence) on word pieces, 0 on
+    special tokens); token means come from the attention mask. Extra rows are all padding.
     """
     rows = len(encodings) if rows is None else rows
     ids = np.zeros((rows, seq_len), np.int32)
     types = np.zeros_like(ids)
     mask = np.zeros_like(ids)
-    tok_w = np.zeros((rows, seq_len), np.float32)
-    word_w = np.zeros_like(tok_w)
+    word_w = np.zeros((rows, seq_len), np.float32)
     for i, e in enumerate(encodings):
         n = len(e.ids)
         if n > seq_len:
             raise ValueError(f"encoding {i} has {n} tokens, more than seq_len={seq_len}")
         ids[i, :n], types[i, :n], mask[i, :n] = e.ids, e.type_ids, 1
-        tok_w[i, :n] = 1.0 / n
         word_w[i, :n] = _word_weights(e, n)
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
-            "token_weights": tok_w, "word_weights": word_w}
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "word_weights": word_w}
 
 
 def pack_rows(lengths: np.ndarray, pack_len: int = PACK_LEN, max_len: int = 512) -> list[tuple[int, list[list[int]]]]:
