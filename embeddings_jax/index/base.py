@@ -349,13 +349,9 @@ class Index:
 
     def remove_ids(self, ids) -> int:
         """Removes the vectors with these integer ids (unknown ids are ignored); returns how many were removed."""
-        ids = np.asarray(ids)
+        ids = id_array(ids, "ids to remove")
         if ids.size == 0:
             return 0
-        if not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"ids to remove must be integers (the ids given to add), got dtype {ids.dtype}: "
-                             f"{ids.reshape(-1)[:5].tolist()}")
-        ids = ids.astype(np.int64).reshape(-1)
         keep = ~np.isin(self._ids, ids)
         removed = int((~keep).sum())
         if removed:

@@ -23,7 +23,7 @@ import numpy as np
 
 from embeddings_jax.index.base import check_positive_int, pad_results
 from embeddings_jax.index.flat import BlockScanIndex
-from embeddings_jax.index.pq import hamming_score
+from embeddings_jax.index.pq import hamming_score, hamming_shortlist
 from embeddings_jax.index.sq8 import rescore
 from embeddings_jax.ops import quantize
 
@@ -173,10 +173,7 @@ class LSHIndex(BlockScanIndex):
     # ---------------------------------------------------------------- search
     def _search(self, q, k, allowed, params):
         if self.probes == 0:
-            n = self.ntotal if allowed is None else int(allowed.sum())
-            shortlist = min(n, k * self.rescore)
-            _, pos = self._scan(hamming_score, (self._query_codes(q),), shortlist, allowed)
-            return pad_results(*rescore(q, self._x, pos, self.kernel_metric, min(k, shortlist)), k)
+            return hamming_shortlist(self, q, self._query_codes(q), k, allowed)
         out_s, out_p = [], []
         for start in range(0, len(q), self.query_batch):
             qb = q[start:start + self.query_batch]
@@ -186,8 +183,8 @@ class LSHIndex(BlockScanIndex):
             cand[rows, np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)] = positions
             scores, pos = rescore(qb, self._x, cand, self.kernel_metric, min(k, cand.shape[1]))
             scores, pos = pad_results(scores, pos, k)
-            out_s.append(scores[:, :k])
-            out_p.append(pos[:, :k])
+            out_s.append(scores)
+            out_p.append(pos)
         return np.concatenate(out_s), np.concatenate(out_p)
 
     def _query_codes(self, q: np.ndarray) -> np.ndarray:

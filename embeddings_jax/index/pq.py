@@ -30,6 +30,16 @@ def hamming_score(q_state, block):
     return -similarity.hamming(q_bits, block[0]).astype(np.float32)
 
 
+def hamming_shortlist(index, q, query_codes, k: int, allowed):
+    """``(scores, positions)`` padded to ``k``: the best ``k * index.rescore`` rows of ``index`` (a
+    block-scan index keeping raw vectors ``_x``) by Hamming distance to ``query_codes``, re-ranked
+    by exact scores. BinaryIndex's search and LSHIndex's Hamming ranking."""
+    n = index.ntotal if allowed is None else int(allowed.sum())
+    shortlist = min(n, k * index.rescore)
+    _, pos = index._scan(hamming_score, (query_codes,), shortlist, allowed)
+    return pad_results(*rescore(q, index._x, pos, index.kernel_metric, min(k, shortlist)), k)
+
+
 class _CodeIndex(BlockScanIndex):
     """Shared storage of per-vector codes searched blockwise."""
 
@@ -151,11 +161,7 @@ class BinaryIndex(_CodeIndex):
         return self._x[positions]
 
     def _search(self, q, k, allowed, params):
-        n = self.ntotal if allowed is None else int(allowed.sum())
-        shortlist = min(n, k * self.rescore)
-        _, pos = self._scan(hamming_score, (quantize.binary_codes(q - self.mean),), shortlist, allowed)
-        scores, pos = rescore(q, self._x, pos, self.kernel_metric, min(k, shortlist))
-        return pad_results(scores, pos, k)
+        return hamming_shortlist(self, q, quantize.binary_codes(q - self.mean), k, allowed)
 
     def _config(self):
         return {**super()._config(), "rescore": self.rescore}
