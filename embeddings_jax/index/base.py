@@ -289,17 +289,19 @@ class Index:
         """The pairs of queries ``q[rows]`` and stored ``positions`` within ``radius``, scored against
         ``_vectors``: ``(rows, positions, values)`` with values in ``D`` units."""
         out_r, out_p, out_v = [np.zeros((0,), np.int64)], [np.zeros((0,), np.int64)], [np.zeros((0,), np.float32)]
-        for i in range(0, len(rows), 1024):
-            qb = q[rows[i:i + 1024]]
-            qb_sq = np.sum(qb * qb, axis=1)
-            # l2: s = q.v - ||v||^2 / 2 and d = ||q||^2 - 2 s (as _finish); a loose test on s, then d < radius exactly
-            loose = 0.5 * (qb_sq - radius) - 1e-5 * (qb_sq + abs(radius) + 1.0)
-            for j in range(0, len(positions), block):
-                pos = positions[j:j + block]
-                v = self._vectors(pos)
+        q = q[rows]
+        q_sq = np.sum(q * q, axis=1)
+        for j in range(0, len(positions), block):  # each block's vectors gathered (or decoded) once
+            pos = positions[j:j + block]
+            v = self._vectors(pos)
+            half_sq = 0.5 * np.sum(v * v, axis=1)[None, :] if self.metric == "l2" else None
+            for i in range(0, len(rows), 1024):
+                qb, qb_sq = q[i:i + 1024], q_sq[i:i + 1024]
                 s = qb @ v.T
                 if self.metric == "l2":
-                    s -= 0.5 * np.sum(v * v, axis=1)[None, :]
+                    # s = q.v - ||v||^2 / 2 and d = ||q||^2 - 2 s (as _finish): a loose test on s, then d < radius
+                    loose = 0.5 * (qb_sq - radius) - 1e-5 * (qb_sq + abs(radius) + 1.0)
+                    s -= half_sq
                     r, c = np.nonzero(s > loose[:, None])
                     d = np.maximum(qb_sq[r] - 2.0 * s[r, c], 0.0)
                     r, c, d = r[d < radius], c[d < radius], d[d < radius]
