@@ -212,10 +212,10 @@ def _commented_assignments(source: str) -> dict[str, str]:
     return {k: v for k, v in out.items() if v}
 
 
-def key_meanings(module) -> dict[str, str]:
-    """One line per config key of an experiment module, for ``--help``: the comment on the key's
-    assignment in the module, else on the same-named field of a library dataclass the module uses
-    (``MFConfig.reg``), else the shared `KEY_MEANINGS` of its last name."""
+def key_meanings(module, keys) -> dict[str, str]:
+    """One line per config key (``keys``) of an experiment module, for ``--help``: the comment on the
+    key's assignment in the module, else on the same-named field of a library dataclass the module
+    uses (``MFConfig.reg``), else the shared `KEY_MEANINGS` of its last name."""
     own = _commented_assignments(inspect.getsource(module))
     used = [*vars(module).values()]  # and what the packages it imports export
     used += [v for m in used if inspect.ismodule(m) for v in vars(m).values()]
@@ -225,7 +225,6 @@ def key_meanings(module) -> dict[str, str]:
         for k, v in _commented_assignments(inspect.getsource(origin)).items():
             if "." not in k:
                 fields.setdefault(k, v)
-    keys = _flatten(module.get_config())
     return {k: own.get(k) or fields.get(k.rsplit(".", 1)[-1]) or KEY_MEANINGS.get(k.rsplit(".", 1)[-1], "")
             for k in keys}
 
@@ -233,7 +232,7 @@ def key_meanings(module) -> dict[str, str]:
 def config_help(name: str, config: ml_collections.ConfigDict) -> str:
     """``--help`` text: usage, then every config key with its default and meaning."""
     keys = _flatten(config)
-    meanings = key_meanings(importlib.import_module(f"experiments.{name}"))
+    meanings = key_meanings(importlib.import_module(f"experiments.{name}"), keys)
     defaults = {k: repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..." for k, v in keys.items()}
     kw, dw = max(map(len, keys), default=0), min(max(map(len, defaults.values()), default=0), 24)
     lines = [f"usage: embeddings-jax {name} [--config ARG] [--config.key=value ...] [--workdir DIR] [--overwrite]",

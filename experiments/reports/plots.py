@@ -47,12 +47,11 @@ def pca_scatter(x: np.ndarray, path: pathlib.Path, title: str, *,
     return save_figure(fig, path, dpi=dpi)
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, **subplots_kwargs):
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=None, **subplots_kwargs):
     """``(figure, axes)`` as ``plt.subplots`` gives them, on a figure of its own: no pyplot state and
     no global backend switch, so a notebook's inline plots keep working after a report draws."""
     from matplotlib.figure import Figure
 
-    figsize = subplots_kwargs.pop("figsize", None)
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **subplots_kwargs)
 
