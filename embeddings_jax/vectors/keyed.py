@@ -318,7 +318,7 @@ class KeyedVectors:
         for w, _ in items:
             if not isinstance(w, str) and np.shape(w) != (self.vector_size,):
                 raise ValueError(f"{what} takes words (str) or [{self.vector_size}] vectors, got {w!r}")
-        missing = [w for w, _ in items if isinstance(w, str) and w not in self.key_to_index]
+        missing = [w for w, _ in items if isinstance(w, str) and w not in self]
         if missing:
             raise KeyError(f"words not in the vocabulary: {missing}")
         return items
@@ -648,7 +648,9 @@ class KeyedVectors:
     def _load_native(cls, path: pathlib.Path, mmap) -> KeyedVectors:
         meta_path = path / _META
         if not meta_path.is_file():
-            raise ValueError(f"{path} is a directory without {_META}: not saved by KeyedVectors.save")
+            hint = " (FastTextKeyedVectors.save wrote it: load it with FastTextKeyedVectors.load)" \
+                if (path / "fasttext_keyed_vectors.json").is_file() else ""
+            raise ValueError(f"{path} is a directory without {_META}: not saved by KeyedVectors.save{hint}")
         with open(meta_path, encoding="utf-8") as f:
             meta = json.load(f)
         if meta.get("format") != _FORMAT or meta.get("version") != 1:

@@ -238,6 +238,8 @@ class Word2Vec:
         self.reset_params()
         return self
 
+    _n_buckets = 0  # input rows after the word rows (FastText's n-gram buckets)
+
     def _check_can_grow(self) -> None:
         if self.vocab is None or self.params is None:
             raise ValueError("build_vocab(update=True) grows an existing vocabulary: call build_vocab() "
@@ -262,7 +264,7 @@ class Word2Vec:
                            self.vocab.raw_words + new.raw_words, self.vocab.num_sentences + new.num_sentences)
         self.corpus_count, self.corpus_total_words = new.num_sentences, new.raw_words
         self._make_tables()
-        self.params = _grown_params(self.params, len(self.vocab), self.seed + old, self.mesh)
+        self.params = _grown_params(self.params, len(self.vocab), self.seed + old, self.mesh, self._n_buckets)
         self._wv = None
         return self
 
@@ -271,7 +273,7 @@ class Word2Vec:
         self.params = None  # free the old tables first
         self.params = init_params(
             self.seed, len(self.vocab), self.vector_size, bool(self.negative),
-            bool(self.hs), self.mesh,
+            bool(self.hs), self.mesh, n_buckets=self._n_buckets,
         )  # fmt: skip
         self.epochs_trained = 0
         self._wv = None
@@ -287,7 +289,9 @@ class Word2Vec:
         if self.hs:
             tree = build_huffman(counts)
             tables.update(codes=tree.codes, points=tree.points, lengths=tree.lengths)
-        self.tables = _replicate(tables, self.mesh)
+        capacity = self._capacity(tables["keep"], counts)
+        input_tables, subword_slots = self._input_tables(tables["keep"], counts, capacity)
+        self.tables = _replicate({**tables, **input_tables}, self.mesh)
         cfg = StepConfig(
             bool(self.sg),
             bool(self.hs),
@@ -296,13 +300,19 @@ class Word2Vec:
             bool(self.cbow_mean),
             self.chunk_size,
             self.negative_group,
-            self._capacity(tables["keep"], counts),
+            capacity,
             shrink_windows=self.shrink_windows,
             compute_loss=self.compute_loss,
+            subword_slots=subword_slots,
         )
         per_step = self.chunk_size * self.chunks_per_step  # tokens per step, all workers
         self.sync_every = self._sync_every_arg or max(1, TOKENS_PER_MERGE // per_step)
         self._step = make_train_step(cfg, self.mesh)
+
+    def _input_tables(self, keep: np.ndarray, counts: np.ndarray, capacity: int) -> tuple[dict, int]:
+        """The device tables listing each word's input rows, and the row slots a chunk needs
+        (``StepConfig.subword_slots``): none for word2vec, whose input is one row per word."""
+        return {}, 0
 
     def _auto_chunk(self, keep: np.ndarray, counts: np.ndarray) -> int:
         """Chunk size bounding how often one word's updates pile up in a single step.
@@ -681,15 +691,18 @@ def _put_blocks(blocks: dict[int, np.ndarray], length: int, mesh: Mesh):
     )  # fmt: skip
 
 
-def _grown_params(params: dict, v: int, seed: int, mesh: Mesh) -> dict:
+def _grown_params(params: dict, v: int, seed: int, mesh: Mesh, n_buckets: int = 0) -> dict:
     """``params`` extended to ``v`` words: trained rows kept, new input rows drawn as in
-    ``init_params`` (from ``seed``), new output rows zero."""
+    ``init_params`` (from ``seed``), new output rows zero. The input table's last ``n_buckets``
+    rows (fastText's n-grams) stay after the word rows."""
     out = {}
     for name, table in params.items():
         old = host_value(table)
-        rows, d = (v if name != "syn1" else max(v - 1, 1)) - old.shape[0], old.shape[1]
+        tail = n_buckets if name == "syn0" else 0
+        words = old.shape[0] - tail
+        rows, d = (v if name != "syn1" else max(v - 1, 1)) - words, old.shape[1]
         extra = _initial_vectors(seed, rows, d) if name == "syn0" else np.zeros((rows, d), np.float32)
-        out[name] = _replicate(np.concatenate([old, extra]), mesh)
+        out[name] = _replicate(np.concatenate([old[:words], extra, old[words:]]), mesh)
     return out
 
 
@@ -706,14 +719,16 @@ def _replicate(tree, mesh: Mesh):
     return jax.device_put(tree, replicated(mesh))
 
 
-def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh) -> dict:
-    """Tables replicated on ``mesh``: input vectors ~ U[-1/D, 1/D], output vectors zero.
+def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh,
+                n_buckets: int = 0) -> dict:
+    """Tables replicated on ``mesh``: input vectors ~ U[-1/D, 1/D] (``v`` word rows, then
+    ``n_buckets`` fastText n-gram rows), output vectors zero.
 
     This is gensim 4's initialisation (twice the range of the original C tool's U[-0.5/D, 0.5/D]);
     the scale matters because output vectors start at zero, so their first updates are
     proportional to the input vectors. Drawn in place on the host, so a 1M x D table costs one
     copy, not the several intermediates of an on-device PRNG."""
-    syn0 = _initial_vectors(seed, v, d)
+    syn0 = _initial_vectors(seed, v + n_buckets, d)
     sharding = replicated(mesh)
     params = {"syn0": jax.block_until_ready(jax.device_put(syn0, sharding))}
     del syn0

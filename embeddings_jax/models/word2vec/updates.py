@@ -16,6 +16,10 @@ input rows. Neither gathers a ``[C, 2W, D]`` tensor of context rows:
 * :func:`skipgram_hs` / :func:`cbow_hs`: the inner nodes on the centre's Huffman path are its
   outputs (for skip-gram, all ``B L`` path nodes of a block against its ``B + 2W`` rows).
 
+A token's input row is its word's row of ``syn0``, or for fastText (:func:`subword_inputs`) the
+mean of its word row and its character n-gram rows, every one of which then receives the token's
+whole gradient (as fastText and gensim update them); CBOW then averages all rows of its window.
+
 As in gensim, a pair whose score lies beyond ``+-MAX_EXP`` gets no update (:func:`_error`). All
 updates of a chunk come from the same parameters (a mini-batch, unlike gensim's sequential
 Hogwild SGD) and are sparse: rows ``[M]`` and deltas ``[M, D]`` to scatter-add, never a dense
@@ -49,6 +53,7 @@ class StepConfig:
     max_repeats: float = 16.0  # cap on summed updates of one Huffman node per step (hs)
     shrink_windows: bool = True  # gensim's dynamic windows; False: every centre sees all W
     compute_loss: bool = False  # also sum gensim's training loss (stats[3])
+    subword_slots: int = 0  # fastText: input-table rows gathered per chunk (0: one row per word)
 
     @property
     def negative_draws(self) -> int:
@@ -134,6 +139,7 @@ class Windows:
     band: jax.Array | None = None  # [N, B, B + 2W]
     masks: tuple[jax.Array, ...] = ()  # [C] each
     offsets: tuple[int, ...] = ()
+    subwords: SubwordInputs | None = None  # fastText's rows behind ``x``
 
     @property
     def c(self) -> int:
@@ -177,13 +183,69 @@ class Windows:
         )
 
 
-def context_windows(syn0: jax.Array, draws: dict, cfg: StepConfig) -> Windows:
+# ---------------------------------------------------------------- fastText's input rows
+@dataclasses.dataclass(frozen=True)
+class SubwordInputs:
+    """A chunk's rows of fastText's input table, flattened in token order into ``T`` slots.
+
+    ``rows [T]`` (``V + bucket``, i.e. dropped, for unused slots), ``owner [T]`` the token of
+    each slot, ``n_rows [C]`` the rows each token got (its word row and n-gram rows; fewer only
+    if the chunk overflows its ``T`` slots, counted in ``n_cut``).
+    """
+
+    rows: jax.Array
+    owner: jax.Array
+    n_rows: jax.Array
+    n_cut: jax.Array
+
+
+def subword_inputs(syn0, tables, ids, valid, cfg: StepConfig):
+    """``(row sums [C, D], SubwordInputs)`` of tokens ``ids [C]`` (``valid``: real tokens).
+
+    ``tables["row_start"] [V]``, ``tables["n_rows"] [V]`` and ``tables["rows"] [N]`` list each
+    word's rows (``data.subwords.subword_rows``). The ``T = cfg.subword_slots`` slots hold the
+    tokens' rows one after another: slot ``s`` belongs to the last token starting at or before
+    it, so no ``[C, max rows]`` padding is gathered.
+    """
+    c, t = ids.shape[0], cfg.subword_slots
+    n = jnp.where(valid, tables["n_rows"][ids], 0)
+    start = jnp.cumsum(n) - n
+    owner = jnp.cumsum(jnp.zeros(t, jnp.int32).at[start].add(1, mode="drop")) - 1  # [T]
+    k = jnp.arange(t) - start[owner]
+    used = k < n[owner]
+    rows = tables["rows"][tables["row_start"][ids[owner]] + jnp.where(used, k, 0)]
+    rows = jnp.where(used, rows, syn0.shape[0])
+    sums = jnp.zeros((c, syn0.shape[1]), syn0.dtype).at[owner].add(
+        syn0.at[rows].get(mode="fill", fill_value=0), indices_are_sorted=True
+    )
+    n_used = jnp.zeros(c, jnp.int32).at[owner].add(used.astype(jnp.int32), indices_are_sorted=True)
+    return sums, SubwordInputs(rows, owner, n_used.astype(syn0.dtype), (n_used < n).sum())
+
+
+def input_updates(win: Windows, d_x: jax.Array):
+    """The input table's sparse update from the tokens' gradients ``d_x [C, D]``: a word's row,
+    or (fastText) every row of the token, each getting the token's whole gradient."""
+    if win.subwords is None:
+        return win.ids, d_x
+    return win.subwords.rows, d_x[win.subwords.owner]
+
+
+def context_windows(syn0: jax.Array, draws: dict, cfg: StepConfig, tables=None) -> Windows:
     """The pairs of a chunk from its draws (``ids``, ``sents``, ``reach [C]``), laid out as a
-    band for skip-gram and as shifted masks for CBOW (see :class:`Windows`)."""
+    band for skip-gram and as shifted masks for CBOW (see :class:`Windows`). With
+    ``cfg.subword_slots`` the input rows are fastText's (``tables`` lists them): skip-gram's
+    ``x`` is each token's mean row, CBOW's the sum (averaged over all rows of the window)."""
     ids, sents, reach = draws["ids"], draws["sents"], draws["reach"]
     c = ids.shape[0]
     w = min(cfg.window, c - 1)  # no pair spans more than the chunk
-    x = barrier(syn0[ids])  # input rows materialised once, not recomputed inside each consumer
+    sub = None
+    if cfg.subword_slots:
+        x, sub = subword_inputs(syn0, tables, ids, sents >= 0, cfg)
+        if cfg.sg:
+            x = x / jnp.maximum(sub.n_rows, 1.0)[:, None]
+        x = barrier(x)
+    else:
+        x = barrier(syn0[ids])  # input rows materialised once, not recomputed inside each consumer
     if cfg.sg:
         b = block_size(c, w)
         offset = jnp.arange(b + 2 * w)[None, :] - w - jnp.arange(b)[:, None]  # [B, B + 2W]
@@ -195,7 +257,7 @@ def context_windows(syn0: jax.Array, draws: dict, cfg: StepConfig) -> Windows:
             & (jnp.abs(offset) <= centre(reach))
         ).astype(syn0.dtype)
         band, count = barrier((band, band.sum(-1).reshape(c)))
-        return Windows(ids, x, count, w, b=b, band=band)
+        return Windows(ids, x, count, w, b=b, band=band, subwords=sub)
     offsets = tuple(range(-w, 0)) + tuple(range(1, w + 1))
     sp = _pad(sents, w, -1)
     masks = tuple(
@@ -203,7 +265,7 @@ def context_windows(syn0: jax.Array, draws: dict, cfg: StepConfig) -> Windows:
         for o in offsets
     )
     masks, count = barrier((masks, sum(masks)))
-    return Windows(ids, x, count, w, masks=masks, offsets=offsets)
+    return Windows(ids, x, count, w, masks=masks, offsets=offsets, subwords=sub)
 
 
 # ---------------------------------------------------------------- shared products
@@ -316,12 +378,17 @@ def skipgram_hs(win: Windows, syn1, tables, alpha, cfg: StepConfig):
 
 
 def cbow_input(win: Windows, cfg: StepConfig):
-    """CBOW's input ``h [C, D]``, the mean (or sum) of each centre's context rows, and
-    ``has_ctx [C]`` (1 where the centre has a context)."""
+    """CBOW's input ``h [C, D]``, the mean (or sum) of each centre's context rows, ``has_ctx
+    [C]`` (1 where the centre has a context) and ``n_in [C]``, the rows summed into ``h``: the
+    contexts, or (fastText) all their word and n-gram rows."""
     h = sum(m[:, None] * win.context(o) for m, o in zip(win.masks, win.offsets))
+    n_in = win.count
+    if win.subwords is not None:
+        n_rows = _pad(win.subwords.n_rows, win.w)
+        n_in = sum(m * _shift(n_rows, o, win.w, win.c) for m, o in zip(win.masks, win.offsets))
     if cfg.cbow_mean:
-        h = h / jnp.maximum(win.count, 1.0)[:, None]
-    return h, (win.count > 0).astype(h.dtype)
+        h = h / jnp.maximum(n_in, 1.0)[:, None]
+    return h, (win.count > 0).astype(h.dtype), n_in
 
 
 def cbow_ns(win: Windows, h, has_ctx, syn1neg, negs, alpha, cfg: StepConfig):
@@ -359,15 +426,17 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
 
     Args:
       params: ``{"syn0": [V, D], "syn1neg": [V, D] (negative > 0), "syn1": [V - 1, D] (hs)}``.
-      tables: device constants: ``codes``/``points [V, L]``, ``lengths [V]`` (hs).
+      tables: device constants: ``codes``/``points [V, L]``, ``lengths [V]`` (hs);
+        ``row_start``/``n_rows [V]``, ``rows [N]`` (fastText, see :func:`subword_inputs`).
       draws: ``ids``/``sents``/``reach [C]``, ``negs`` (negative > 0), ``n_kept``, ``n_dropped``.
       alpha: learning rate (scalar).
     Returns:
       ``(updates, stats)``: ``updates[name] = (rows [M] int32, deltas [M, D])`` to scatter-add,
       ``stats = [kept tokens, trained centres (CBOW) or pairs (SG), tokens lost to overflow,
-      training loss (``cfg.compute_loss``; else 0)]``.
+      training loss (``cfg.compute_loss``; else 0)]``; a fastText token cut short of its rows by
+      a full chunk counts as lost to overflow.
     """
-    win = context_windows(params["syn0"], draws, cfg)
+    win = context_windows(params["syn0"], draws, cfg, tables)
     updates, grads, losses = {}, [], []  # the input side's gradient and loss of each output table
     if cfg.sg:
         if cfg.negative:
@@ -381,7 +450,7 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
         d_x = sum(grads[1:], grads[0])
         n_trained = win.band.sum()
     else:
-        h, has_ctx = cbow_input(win, cfg)
+        h, has_ctx, n_in = cbow_input(win, cfg)
         if cfg.negative:
             d, updates["syn1neg"], loss = cbow_ns(
                 win, h, has_ctx, params["syn1neg"], draws["negs"], alpha, cfg
@@ -394,12 +463,13 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
             losses.append(loss)
         d_h = sum(grads[1:], grads[0])
         if not cfg.cbow_mean:  # gensim divides the error over summed windows
-            d_h = d_h / jnp.maximum(win.count, 1.0)[:, None]
+            d_h = d_h / jnp.maximum(n_in, 1.0)[:, None]
         d_x = win.unshift_weighted(win.masks, d_h)  # each context gets its centres' gradients
         n_trained = has_ctx.sum()
-    updates["syn0"] = (win.ids, d_x)
+    updates["syn0"] = input_updates(win, d_x)
     loss = sum(losses) if cfg.compute_loss else 0.0  # dead code for XLA when not asked for
-    stats = jnp.stack([draws["n_kept"], n_trained, draws["n_dropped"], loss]).astype(win.x.dtype)
+    n_dropped = draws["n_dropped"] + (0 if win.subwords is None else win.subwords.n_cut)
+    stats = jnp.stack([draws["n_kept"], n_trained, n_dropped, loss]).astype(win.x.dtype)
     return updates, stats
 
 
