@@ -84,7 +84,8 @@ def test_our_model_loads_in_fasttext_and_gensim(ours, tmp_path):
     for word in ours.wv.index_to_key[:50] + ["unseenword", "naïve", "日本語"]:
         np.testing.assert_allclose(loaded.get_word_vector(word), ours.wv[word], atol=1e-6)
         np.testing.assert_allclose(g.wv[word], ours.wv[word], atol=1e-5)
-    np.testing.assert_allclose(loaded.get_input_matrix(), np.asarray(ours.params["syn0"]), atol=0)
+    full = np.concatenate([ours.wv.vectors_vocab, ours.wv.vectors_ngrams])
+    np.testing.assert_allclose(loaded.get_input_matrix(), full, atol=0)
 
 
 def test_oov_words_get_ngram_vectors(ours):
@@ -99,6 +100,23 @@ def test_oov_words_get_ngram_vectors(ours):
     for typo, word in (("germanyy", "germany"), ("tokyoo", "tokyo")):  # most n-grams shared
         assert wv.most_similar(typo, topn=1)[0][0] == word
     assert len(wv.most_similar(positive=["frannce", "king"], negative=["germanyy"], topn=3)) == 3
+
+
+def test_word_pairs_with_oov_words_are_scored_from_ngrams(ours, tmp_path):
+    from embeddings_jax.eval.word_similarity import (
+        evaluate_word_pairs,
+        pair_similarities,
+        read_word_pairs,
+    )
+
+    (tmp_path / "pairs.tsv").write_text("germanyy\tgermany\t9\nking\tqueen\t8\ntokyoo\tpoland\t1\n"
+                                        "king\tfrannce\t2\nfrance\tparis\t7\n")
+    known = evaluate_word_pairs(ours.wv, tmp_path / "pairs.tsv")
+    every = evaluate_word_pairs(ours.wv, tmp_path / "pairs.tsv", infer_oov=True)
+    assert (known.n_pairs, every.n_pairs, every.oov_ratio) == (2, 5, 60.0)
+    sims, _, _ = pair_similarities(ours.wv, read_word_pairs(tmp_path / "pairs.tsv"), infer_oov=True)
+    a, b = ours.wv.get_vector("germanyy", norm=True), ours.wv.get_vector("germany", norm=True)
+    np.testing.assert_allclose(sims[0], a @ b, rtol=1e-6)
 
 
 def test_without_ngrams_fasttext_trains_as_word2vec(world):
@@ -212,3 +230,18 @@ def test_bad_input_errors(world, tmp_path):
     with pytest.raises(ValueError, match="one loss"):
         save_facebook_model(both, tmp_path / "both.bin")
     assert not (tmp_path / "both.bin").exists()
+
+
+def test_growing_the_vocabulary_keeps_every_trained_row(world):
+    """``build_vocab(update=True)``: new words get rows, the trained word and n-gram rows stay
+    (the device packs a new set of buckets, the host table keeps the rest)."""
+    model = FastText(world[:800], vector_size=8, min_count=2, bucket=500, epochs=1, devices=ONE_DEVICE)
+    before = model.wv
+    extra = [["zyxwv", "king", "qqqq"], ["zyxwv", "queen", "qqqq"]] * 3
+    model.build_vocab(extra, update=True)
+    after = model.wv
+    assert "zyxwv" in after.key_to_index and after.vectors_vocab.shape[0] == len(before) + 2
+    np.testing.assert_array_equal(after.vectors_vocab[: len(before)], before.vectors_vocab)
+    np.testing.assert_array_equal(after.vectors_ngrams, before.vectors_ngrams)
+    model.train(extra, epochs=1)
+    assert not np.array_equal(model.wv["zyxwv"], after["zyxwv"])

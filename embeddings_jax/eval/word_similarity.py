@@ -69,11 +69,14 @@ def spearman(x, y) -> float:
 
 def pair_similarities(
     kv, pairs, restrict_vocab: int | None = 300_000, case_insensitive: bool = True,
-    dummy4unknown: bool = False, source="the word pairs",
+    dummy4unknown: bool = False, source="the word pairs", infer_oov: bool = False,
 ) -> tuple[list[float], list[float], int]:  # fmt: skip
     """``(model cosines, human scores, oov pairs)`` of ``(a, b, score)`` pairs, as gensim scores them:
     words matched among the first ``restrict_vocab`` keys (each case-folded spelling to its first,
     most frequent key), a pair with an unknown word dropped, or scored 0 with ``dummy4unknown``.
+    ``infer_oov`` scores every pair instead, asking ``kv.get_vector`` for unknown words (lower-cased
+    when ``case_insensitive``): fastText's vectors from character n-grams. ``oov`` still counts the
+    pairs with a word outside the vocabulary.
 
     Raises ``ValueError`` naming ``source`` when fewer than 2 pairs are scored.
     """
@@ -87,8 +90,12 @@ def pair_similarities(
         ka, kb = known.get(fold(a)), known.get(fold(b))
         if ka is None or kb is None:
             oov += 1
-            if not dummy4unknown:
+            if infer_oov:
+                ka = ka or (a.lower() if case_insensitive else a)
+                kb = kb or (b.lower() if case_insensitive else b)
+            elif not dummy4unknown:
                 continue
+        if ka is None or kb is None:
             sim = 0.0
         else:
             sim = float(kv.get_vector(ka, norm=True) @ kv.get_vector(kb, norm=True))
@@ -101,11 +108,13 @@ def pair_similarities(
 
 def evaluate_word_pairs(
     kv, path, delimiter: str = "\t", restrict_vocab: int = 300_000,
-    case_insensitive: bool = True, dummy4unknown: bool = False,
+    case_insensitive: bool = True, dummy4unknown: bool = False, infer_oov: bool = False,
 ) -> PairResult:  # fmt: skip
-    """Correlation of ``kv``'s cosine similarities with the human scores in ``path``."""
+    """Correlation of ``kv``'s cosine similarities with the human scores in ``path`` (every pair
+    with ``infer_oov``, see :func:`pair_similarities`)."""
     pairs = read_word_pairs(path, delimiter)
-    sims, gold, oov = pair_similarities(kv, pairs, restrict_vocab, case_insensitive, dummy4unknown, path)
+    sims, gold, oov = pair_similarities(kv, pairs, restrict_vocab, case_insensitive, dummy4unknown, path,
+                                        infer_oov)  # fmt: skip
     return PairResult(
         pearson(sims, gold), spearman(sims, gold), 100.0 * oov / len(pairs), len(sims)
     )

@@ -6,7 +6,10 @@
 
 A token's input is the mean of its word row and the rows its character n-grams hash to (one
 table of ``V + bucket`` rows, fastText's layout); every one of those rows gets the token's whole
-gradient, and CBOW averages all rows of a window, as fastText and gensim train. Everything else
+gradient, and CBOW averages all rows of a window, as fastText and gensim train. Training only
+ever touches the buckets of vocabulary words, so the device holds just those, packed most used
+first (a few hundred thousand rows where fastText allocates two million: fewer cache and TLB
+misses); the others keep their initial (or loaded) values on the host. Everything else
 (subsampling, windows, negatives, Huffman trees, parallel workers, streaming corpora, the
 learning-rate schedule) is :class:`~embeddings_jax.models.word2vec.Word2Vec`'s.
 """
@@ -20,7 +23,7 @@ import numpy as np
 
 from embeddings_jax.data.subwords import check_ngram_settings, subword_rows
 from embeddings_jax.data.vocab import Vocab
-from embeddings_jax.models.word2vec.model import Word2Vec, _replicate
+from embeddings_jax.models.word2vec.model import Word2Vec, _initial_vectors, _replicate, init_params
 from embeddings_jax.train.sharding import host_value
 from embeddings_jax.vectors.fasttext import FastTextKeyedVectors
 from embeddings_jax.vectors.fasttext_bin import FacebookModel, read_facebook_bin, write_facebook_bin
@@ -62,18 +65,65 @@ class FastText(Word2Vec):
         return self.bucket
 
     def _input_tables(self, keep: np.ndarray, counts: np.ndarray, capacity: int) -> tuple[dict, int]:
-        """Each word's rows (``data.subwords.subword_rows``) and the slots a chunk needs: its
-        capacity times the mean rows of a kept token, plus a margin and one longest word."""
+        """Each word's rows on the device and the slots a chunk needs.
+
+        The device table is the ``V`` word rows, then the ``U`` buckets vocabulary words use,
+        most used (by kept tokens) first: ``self.trained_buckets [U]`` says which. A chunk needs
+        its capacity times the mean rows of a kept token, plus a margin and one longest word."""
+        v = len(self.vocab)
         starts, rows = subword_rows(self.vocab.words, self.min_n, self.max_n, self.bucket)
         n_rows = np.diff(starts)
         if starts[-1] >= 2**31:
             raise ValueError(f"{starts[-1]} subword rows exceed the int32 range; lower max_n or the vocabulary")
         kept = keep.astype(np.float64) * counts
+        is_ngram = rows >= v
+        use = np.bincount(rows[is_ngram] - v, np.repeat(kept, n_rows)[is_ngram], self.bucket)
+        used = np.flatnonzero(use)
+        self.trained_buckets = used[np.argsort(-use[used], kind="stable")]
+        position = np.zeros(max(self.bucket, 1), np.int32)
+        position[self.trained_buckets] = np.arange(self.trained_buckets.size, dtype=np.int32)
+        rows = np.where(is_ngram, v + position[np.maximum(rows - v, 0)], rows).astype(np.int32)
         mean_rows = float((kept * n_rows).sum() / max(kept.sum(), 1e-30))
         slots = int(np.ceil(SLOT_MARGIN * capacity * mean_rows)) + int(n_rows.max())
         tables = {"row_start": starts[:-1].astype(np.int32), "n_rows": n_rows.astype(np.int32),
                   "rows": rows}  # fmt: skip
         return tables, -(-slots // 128) * 128
+
+    # ---------------------------------------------------------------- host layout <-> device rows
+    def reset_params(self):
+        """Fresh tables: the full ``V + bucket`` input table drawn as ``init_params`` draws a
+        word table (so its word rows equal Word2Vec's), output vectors zero."""
+        self.params = None
+        v, d = len(self.vocab), self.vector_size
+        params = init_params(self.seed, v, d, bool(self.negative), bool(self.hs), self.mesh)
+        params["syn0"] = _initial_vectors(self.seed, v + self.bucket, d)
+        self.params = self._device_params(params)
+        self.epochs_trained = 0
+        self._wv = None
+
+    def _host_params(self) -> dict:
+        params = {k: host_value(t) for k, t in self.params.items() if k != "syn0"}
+        v, dev = len(self.vocab), host_value(self.params["syn0"])
+        ngrams = self._ngram_base.copy()
+        ngrams[self.trained_buckets] = dev[v:]
+        params["syn0"] = np.concatenate([dev[:v], ngrams])
+        return params
+
+    def _device_params(self, host: dict) -> dict:
+        """Keeps the host table's n-gram rows (the untrained ones are read from it) and puts the
+        word rows and ``trained_buckets`` rows on the mesh."""
+        v = len(self.vocab)
+        self._ngram_base = np.asarray(host["syn0"])[v:]
+        compact = np.concatenate([host["syn0"][:v], self._ngram_base[self.trained_buckets]])
+        return {**{k: _replicate(t, self.mesh) for k, t in host.items() if k != "syn0"},
+                "syn0": _replicate(compact, self.mesh)}  # fmt: skip
+
+    def _restore_params(self, ckptr, path) -> dict:
+        target = {k: jax.ShapeDtypeStruct(t.shape, t.dtype, sharding=t.sharding) for k, t in self.params.items()}
+        syn0 = target["syn0"]
+        target["syn0"] = jax.ShapeDtypeStruct((len(self.vocab) + self.bucket, syn0.shape[1]), syn0.dtype,
+                                              sharding=syn0.sharding)  # fmt: skip
+        return self._device_params({k: host_value(t) for k, t in ckptr.restore(path, target).items()})
 
     def hparams(self) -> dict:
         return {**super().hparams(), "min_n": self.min_n, "max_n": self.max_n, "bucket": self.bucket}
@@ -84,7 +134,7 @@ class FastText(Word2Vec):
         if self.params is None:
             raise ValueError("the model has no vocabulary yet; call build_vocab() and train()")
         if getattr(self, "_wv", None) is None:
-            syn0, v = host_value(self.params["syn0"]), len(self.vocab)
+            syn0, v = self._host_params()["syn0"], len(self.vocab)
             self._wv = FastTextKeyedVectors(self.vocab.words, syn0[:v], syn0[v:], self.min_n,
                                             self.max_n, self.bucket, counts=self.vocab.counts)  # fmt: skip
         return self._wv
@@ -97,11 +147,12 @@ class FastText(Word2Vec):
         if self.hs and self.negative:
             raise ValueError("fastText trains one loss: a model with hs=1 and negative > 0 has no .bin form")
         v = len(self.vocab)
+        host = self._host_params()
         if self.hs:  # fastText's output matrix has a row per word; inner node i is row i
-            syn1 = host_value(self.params["syn1"])
+            syn1 = host["syn1"]
             output = np.concatenate([syn1, np.zeros((v - syn1.shape[0], self.vector_size), np.float32)])
         else:
-            output = host_value(self.params["syn1neg"])
+            output = host["syn1neg"]
         ngrams = self.max_n >= self.min_n and self.bucket > 0
         args = {"dim": self.vector_size, "ws": self.window, "epoch": self.epochs, "minCount": self.min_count,
                 "neg": self.negative, "wordNgrams": 1, "loss": "hs" if self.hs else "ns",
@@ -109,7 +160,7 @@ class FastText(Word2Vec):
                 "minn": self.min_n if ngrams else 0, "maxn": self.max_n if ngrams else 0,
                 "lrUpdateRate": lr_update_rate, "t": self.sample}  # fmt: skip
         return FacebookModel(args, list(self.vocab.words), self.vocab.counts, self.vocab.raw_words,
-                             host_value(self.params["syn0"]), output)  # fmt: skip
+                             host["syn0"], output)  # fmt: skip
 
     @classmethod
     def from_facebook(cls, fb: FacebookModel, devices=None, **kwargs) -> FastText:
@@ -136,7 +187,7 @@ class FastText(Word2Vec):
         else:
             params["syn1neg"] = fb.output
         model.params = None
-        model.params = jax.tree.map(lambda x: _replicate(np.ascontiguousarray(x, np.float32), model.mesh), params)
+        model.params = model._device_params({k: np.asarray(x, np.float32) for k, x in params.items()})
         return model
 
 

@@ -238,7 +238,22 @@ class Word2Vec:
         self.reset_params()
         return self
 
-    _n_buckets = 0  # input rows after the word rows (FastText's n-gram buckets)
+    _n_buckets = 0  # input rows after the word rows in the host tables (FastText's n-gram buckets)
+
+    def _host_params(self) -> dict:
+        """The tables as numpy, in the layout files hold (:meth:`save`, growth)."""
+        return jax.tree.map(host_value, self.params)
+
+    def _device_params(self, host: dict) -> dict:
+        """The training tables on the mesh from :meth:`_host_params`' layout."""
+        return _replicate(host, self.mesh)
+
+    def _restore_params(self, ckptr, path: pathlib.Path) -> dict:
+        """Restores :meth:`save`'s tables onto the mesh (the shapes of ``self.params``)."""
+        target = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), self.params
+        )
+        return ckptr.restore(path, target)
 
     def _check_can_grow(self) -> None:
         if self.vocab is None or self.params is None:
@@ -258,13 +273,16 @@ class Word2Vec:
                 counts[self.vocab.index[word]] += count
             elif keeps_word(word, count, self.min_count, rule):
                 added.append((word, count))
-        old = len(self.vocab)
+        old, host = len(self.vocab), self._host_params()
         self.vocab = Vocab(self.vocab.words + [w for w, _ in added],
                            np.concatenate([counts, np.array([c for _, c in added], np.int64)]),
                            self.vocab.raw_words + new.raw_words, self.vocab.num_sentences + new.num_sentences)
         self.corpus_count, self.corpus_total_words = new.num_sentences, new.raw_words
         self._make_tables()
-        self.params = _grown_params(self.params, len(self.vocab), self.seed + old, self.mesh, self._n_buckets)
+        self.params = None
+        self.params = self._device_params(
+            _grown_params(host, len(self.vocab), self.seed + old, self._n_buckets)
+        )
         self._wv = None
         return self
 
@@ -273,7 +291,7 @@ class Word2Vec:
         self.params = None  # free the old tables first
         self.params = init_params(
             self.seed, len(self.vocab), self.vector_size, bool(self.negative),
-            bool(self.hs), self.mesh, n_buckets=self._n_buckets,
+            bool(self.hs), self.mesh,
         )  # fmt: skip
         self.epochs_trained = 0
         self._wv = None
@@ -307,6 +325,7 @@ class Word2Vec:
         )
         per_step = self.chunk_size * self.chunks_per_step  # tokens per step, all workers
         self.sync_every = self._sync_every_arg or max(1, TOKENS_PER_MERGE // per_step)
+        self.step_config = cfg
         self._step = make_train_step(cfg, self.mesh)
 
     def _input_tables(self, keep: np.ndarray, counts: np.ndarray, capacity: int) -> tuple[dict, int]:
@@ -511,7 +530,7 @@ class Word2Vec:
                 "num_sentences": self.vocab.num_sentences,
             },
         }
-        params = jax.tree.map(host_value, self.params)
+        params = self._host_params()
         with atomic_directory(path) as tmp:
             (tmp / "word2vec.json").write_text(json.dumps(meta))
             with ocp.StandardCheckpointer() as ckptr:
@@ -539,11 +558,8 @@ class Word2Vec:
         )
         model._make_tables()
         model.reset_params()
-        target = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), model.params
-        )
         with ocp.StandardCheckpointer() as ckptr:
-            model.params = ckptr.restore(path / "params", target)
+            model.params = model._restore_params(ckptr, path / "params")
         model.epochs_trained = meta["epochs_trained"]
         return model
 
@@ -691,18 +707,17 @@ def _put_blocks(blocks: dict[int, np.ndarray], length: int, mesh: Mesh):
     )  # fmt: skip
 
 
-def _grown_params(params: dict, v: int, seed: int, mesh: Mesh, n_buckets: int = 0) -> dict:
-    """``params`` extended to ``v`` words: trained rows kept, new input rows drawn as in
-    ``init_params`` (from ``seed``), new output rows zero. The input table's last ``n_buckets``
+def _grown_params(params: dict, v: int, seed: int, n_buckets: int = 0) -> dict:
+    """Host tables ``params`` extended to ``v`` words: trained rows kept, new input rows drawn as
+    in ``init_params`` (from ``seed``), new output rows zero. The input table's last ``n_buckets``
     rows (fastText's n-grams) stay after the word rows."""
     out = {}
-    for name, table in params.items():
-        old = host_value(table)
+    for name, old in params.items():
         tail = n_buckets if name == "syn0" else 0
         words = old.shape[0] - tail
         rows, d = (v if name != "syn1" else max(v - 1, 1)) - words, old.shape[1]
         extra = _initial_vectors(seed, rows, d) if name == "syn0" else np.zeros((rows, d), np.float32)
-        out[name] = _replicate(np.concatenate([old[:words], extra, old[words:]]), mesh)
+        out[name] = np.concatenate([old[:words], extra, old[words:]])
     return out
 
 
@@ -719,16 +734,14 @@ def _replicate(tree, mesh: Mesh):
     return jax.device_put(tree, replicated(mesh))
 
 
-def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh,
-                n_buckets: int = 0) -> dict:
-    """Tables replicated on ``mesh``: input vectors ~ U[-1/D, 1/D] (``v`` word rows, then
-    ``n_buckets`` fastText n-gram rows), output vectors zero.
+def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh) -> dict:
+    """Tables replicated on ``mesh``: input vectors ~ U[-1/D, 1/D], output vectors zero.
 
     This is gensim 4's initialisation (twice the range of the original C tool's U[-0.5/D, 0.5/D]);
     the scale matters because output vectors start at zero, so their first updates are
     proportional to the input vectors. Drawn in place on the host, so a 1M x D table costs one
     copy, not the several intermediates of an on-device PRNG."""
-    syn0 = _initial_vectors(seed, v + n_buckets, d)
+    syn0 = _initial_vectors(seed, v, d)
     sharding = replicated(mesh)
     params = {"syn0": jax.block_until_ready(jax.device_put(syn0, sharding))}
     del syn0

@@ -218,7 +218,7 @@ def subword_inputs(syn0, tables, ids, valid, cfg: StepConfig):
     sums = jnp.zeros((c, syn0.shape[1]), syn0.dtype).at[owner].add(
         syn0.at[rows].get(mode="fill", fill_value=0), indices_are_sorted=True
     )
-    n_used = jnp.zeros(c, jnp.int32).at[owner].add(used.astype(jnp.int32), indices_are_sorted=True)
+    n_used = jnp.clip(t - start, 0, n)  # a token's rows beyond the last slot are cut
     return sums, SubwordInputs(rows, owner, n_used.astype(syn0.dtype), (n_used < n).sum())
 
 
