@@ -72,3 +72,19 @@ def steal_fraction(since: tuple[int, int] | None) -> float | None:
     if since is None or now is None or now[1] <= since[1]:
         return None
     return (now[0] - since[0]) / (now[1] - since[1])
+
+
+def release_free_memory() -> bool:
+    """Hands the memory Python and numpy freed back to the OS (glibc's ``malloc_trim``), so a large
+    host copy just dropped does not stay in the process's resident set; a no-op (``False``)
+    where the C library has no ``malloc_trim``."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

@@ -36,6 +36,7 @@ from embeddings_jax.models.word2vec.updates import StepConfig
 from embeddings_jax.ops.huffman import build_huffman
 from embeddings_jax.ops.sampling import build_alias_table, keep_probabilities, unigram_weights
 from embeddings_jax.train.atomic import atomic_directory, resolve_directory
+from embeddings_jax.train.environment import release_free_memory
 from embeddings_jax.train.logging import progress
 from embeddings_jax.train.sharding import (
     DATA_AXIS,
@@ -51,6 +52,9 @@ STEPS_PER_CALL = 32
 # Tokens all workers together train between merges when ``sync_every`` is not given: the deltas
 # of n workers are summed, so staleness is bounded over all of them.
 TOKENS_PER_MERGE = 1 << 17
+
+# Chunks copied at a time into a worker's block (the temporary of a fancy-indexed copy).
+_COPY_CHUNKS = 1024
 
 # The four classic variants by name: (sg, hs, negative) as Word2Vec takes them.
 VARIANTS = {"sgns": (1, 0, 5), "cbowns": (0, 0, 5), "sghs": (1, 1, 0), "cbowhs": (0, 1, 0)}
@@ -425,6 +429,7 @@ class Word2Vec:
         blocks = plan.worker_blocks(corpus.tokens, self.mesh)
         del source, corpus  # an encoded corpus read here is freed before its blocks are placed
         tokens = _put_blocks(blocks, plan.block_length, self.mesh)
+        release_free_memory()  # the host copies just freed, before the step's compilation needs memory
         key = jax.random.key(self.seed)
         stats = jnp.zeros(4)
         self.running_training_loss = 0.0
@@ -668,8 +673,10 @@ class _Schedule:
                 continue
             k = (np.arange(steps)[:, None] * g + w * gl + np.arange(gl)).ravel()  # its global chunks
             out = np.full((k.size + 1, c), -1, np.int32)
-            held = k < full
-            out[:-1][held] = chunks[k[held]]
+            held = np.flatnonzero(k < full)
+            for s in range(0, held.size, _COPY_CHUNKS):  # bounded temporaries, not a corpus-sized one
+                rows = held[s : s + _COPY_CHUNKS]
+                out[rows] = chunks[k[rows]]
             tail = np.flatnonzero(k == full)
             if tail.size:
                 out[tail[0], : self.n_tokens - full * c] = tokens[full * c :]
