@@ -40,11 +40,12 @@ QUALITY = ("analogy_acc", "wordsim353_spearman", "simlex999_spearman", "wordsim3
            "simlex999_all_pairs_spearman", "wordsim353_oov_pairs_pct", "simlex999_oov_pairs_pct")  # fmt: skip
 
 
-def corpus_file(name: str) -> tuple[str, int]:
-    """The corpus as a text file, one sentence a line (written once to the temp dir), and its words."""
+def corpus_file(name: str, sentences=None) -> tuple[str, int]:
+    """The corpus (named, or ``sentences``) as a text file, one sentence a line (written once to
+    the temp dir), and its words."""
     from embeddings_jax.data import text
 
-    sentences = text.load_corpus(name)
+    sentences = text.load_corpus(name) if sentences is None else sentences
     path = os.path.join(tempfile.gettempdir(), f"embeddings_jax_fasttext_{name}.txt")
     if not os.path.exists(path):
         with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -53,26 +54,34 @@ def corpus_file(name: str) -> tuple[str, int]:
     return path, sum(len(s) for s in sentences)
 
 
-def quality(kv, analogy: str) -> dict:
-    """Analogy accuracy, in-vocabulary and all-pairs word-pair Spearman of FastTextKeyedVectors."""
+def quality(kv, analogy: str | None, pair_files: dict | None = None) -> dict:
+    """Analogy accuracy (``analogy=None``: NaN) and word-pair Spearman over the pairs in the
+    vocabulary and over all pairs: OOV words from n-grams (FastTextKeyedVectors), or scored 0
+    where the vectors have none (plain KeyedVectors, gensim's ``dummy4unknown``)."""
     from embeddings_jax.eval.analogy import evaluate_word_analogies
     from embeddings_jax.eval.word_similarity import default_pair_files, evaluate_word_pairs
+    from embeddings_jax.vectors.fasttext import FastTextKeyedVectors
 
-    out = {"analogy_acc": evaluate_word_analogies(kv, analogy).accuracy}
-    for name, path in default_pair_files().items():
-        out[f"{name}_spearman"] = evaluate_word_pairs(kv, path).spearman
-        every = evaluate_word_pairs(kv, path, infer_oov=True)
+    acc = evaluate_word_analogies(kv, analogy).accuracy if analogy else float("nan")
+    out = {"analogy_acc": acc}
+    subwords = isinstance(kv, FastTextKeyedVectors)
+    for name, path in (default_pair_files() if pair_files is None else pair_files).items():
+        every = evaluate_word_pairs(kv, path, infer_oov=subwords, dummy4unknown=not subwords)
+        try:
+            out[f"{name}_spearman"] = evaluate_word_pairs(kv, path).spearman
+        except ValueError:  # fewer than 2 pairs in the vocabulary
+            out[f"{name}_spearman"] = float("nan")
         out[f"{name}_all_pairs_spearman"], out[f"{name}_oov_pairs_pct"] = every.spearman, every.oov_ratio
     return out
 
 
 # ---------------------------------------------------------------- the three implementations
-def _ours(path: str, sg: int, seed: int):
+def _ours(path: str, sg: int, seed: int, settings: dict = SETTINGS):
     from embeddings_jax.data.text import LineSentence
     from embeddings_jax.models.word2vec import FastText
 
     t0 = time.perf_counter()
-    model = FastText(sg=sg, seed=seed, ns_exponent=0.5, **SETTINGS)
+    model = FastText(sg=sg, seed=seed, ns_exponent=0.5, **settings)
     model.build_vocab(corpus_file=path)
     encoded = model.encode(LineSentence(path))
     vocab_s = time.perf_counter() - t0
@@ -84,7 +93,7 @@ def _ours(path: str, sg: int, seed: int):
         model.seed = seed
         model.reset_params()
         _, wall, cores = _timed(lambda: model.train(encoded))
-        compile_s = max(warmup_s - wall / SETTINGS["epochs"], 0.0)  # the warm-up epoch less one epoch
+        compile_s = max(warmup_s - wall / settings["epochs"], 0.0)  # the warm-up epoch less one epoch
         return {"words_per_second": model.last_train_timing["words_per_second"], "cores": cores,
                 "compile_seconds": compile_s, "end_to_end_seconds": vocab_s + compile_s + wall}, model.wv  # fmt: skip
 
@@ -93,38 +102,38 @@ def _ours(path: str, sg: int, seed: int):
                  "subword_slots": model.step_config.subword_slots}  # fmt: skip
 
 
-def _gensim(path: str, sg: int, workers: int):
+def _gensim(path: str, sg: int, workers: int, settings: dict = SETTINGS):
     from gensim.models import FastText as G
 
     from embeddings_jax.vectors.fasttext import FastTextKeyedVectors
 
     def run(seed):
         t0 = time.perf_counter()
-        m = G(sg=sg, seed=seed, workers=workers, ns_exponent=0.5, **SETTINGS)
+        m = G(sg=sg, seed=seed, workers=workers, ns_exponent=0.5, **settings)
         m.build_vocab(corpus_file=path)
         vocab_s = time.perf_counter() - t0
         _, wall, cores = _timed(lambda: m.train(corpus_file=path, total_examples=m.corpus_count,
-                                                total_words=m.corpus_total_words, epochs=SETTINGS["epochs"]))  # fmt: skip
+                                                total_words=m.corpus_total_words, epochs=settings["epochs"]))  # fmt: skip
         kv = FastTextKeyedVectors(m.wv.index_to_key, m.wv.vectors_vocab, m.wv.vectors_ngrams,
-                                  SETTINGS["min_n"], SETTINGS["max_n"], SETTINGS["bucket"])  # fmt: skip
-        return {"words_per_second": m.corpus_total_words * SETTINGS["epochs"] / wall, "cores": cores,
+                                  settings["min_n"], settings["max_n"], settings["bucket"])  # fmt: skip
+        return {"words_per_second": m.corpus_total_words * settings["epochs"] / wall, "cores": cores,
                 "vocab_seconds": vocab_s, "end_to_end_seconds": vocab_s + wall}, kv  # fmt: skip
 
     return run
 
 
-def _fasttext(path: str, sg: int, workers: int, n_words: int):
+def _fasttext(path: str, sg: int, workers: int, n_words: int, settings: dict = SETTINGS):
     import fasttext
 
     from embeddings_jax.models.word2vec import load_facebook_vectors
 
-    s = SETTINGS
+    s = settings
     args = {"model": "skipgram" if sg else "cbow", "dim": s["vector_size"], "ws": s["window"],
             "minCount": s["min_count"], "neg": s["negative"], "t": s["sample"], "lr": s["alpha"],
             "minn": s["min_n"], "maxn": s["max_n"], "bucket": s["bucket"], "thread": workers, "verbose": 0}  # fmt: skip
 
     def run(seed):
-        (_, setup, _) = _timed(lambda: fasttext.train_unsupervised(path, epoch=0, **args))
+        _, setup, _ = _timed(lambda: fasttext.train_unsupervised(path, epoch=0, **args))
         model, wall, cores = _timed(lambda: fasttext.train_unsupervised(path, epoch=s["epochs"], **args))
         with tempfile.TemporaryDirectory() as d:
             model.save_model(os.path.join(d, "model.bin"))

@@ -245,3 +245,17 @@ def test_growing_the_vocabulary_keeps_every_trained_row(world):
     np.testing.assert_array_equal(after.vectors_ngrams, before.vectors_ngrams)
     model.train(extra, epochs=1)
     assert not np.array_equal(model.wv["zyxwv"], after["zyxwv"])
+
+
+def test_experiment_runlocal_writes_its_table(tmp_path):
+    from experiments import fasttext as experiment
+
+    config = experiment.get_config("runlocal")
+    config.variants, config.min_counts = ("sg",), (20,)
+    metrics = experiment.run(config, str(tmp_path))
+    assert metrics["synthetic_sg_min_count_20_ours_synthetic_pairs_oov_pairs_pct"] == 100.0
+    assert np.isnan(metrics["synthetic_sg_min_count_20_word2vec_synthetic_pairs_spearman"])  # none known
+    assert np.isfinite(metrics["synthetic_sg_min_count_20_ours_synthetic_pairs_all_pairs_spearman"])
+    assert "synthetic_sg_min_count_20_ours_words_per_second_speedup_vs_word2vec" in metrics
+    md = (tmp_path / "fasttext.md").read_text()
+    assert "| 20 | FastText (ours) | 200 |" in md and (tmp_path / "fasttext_oov.png").stat().st_size > 1000
