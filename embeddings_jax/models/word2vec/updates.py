@@ -188,7 +188,7 @@ class Windows:
 class SubwordInputs:
     """A chunk's rows of fastText's input table, flattened in token order into ``T`` slots.
 
-    ``rows [T]`` (``V + bucket``, i.e. dropped, for unused slots), ``owner [T]`` the token of
+    ``rows [T]`` (``len(syn0)``, i.e. dropped, for unused slots), ``owner [T]`` the token of
     each slot, ``n_rows [C]`` the rows each token got (its word row and n-gram rows; fewer only
     if the chunk overflows its ``T`` slots, counted in ``n_cut``).
     """
