@@ -15,6 +15,7 @@ Config args (comma-separated): ``runlocal`` (the synthetic world, seconds, ours 
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import ml_collections
@@ -96,7 +97,7 @@ def run(config, workdir: str) -> dict:
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     path, n_words, analogy, pair_files = corpus(config, workdir)
-    workers = config.workers or __import__("os").cpu_count()
+    workers = config.workers or os.cpu_count()
     cells = [(v, m, i) for v in config.variants for m in config.min_counts for i in config.implementations]
     rows = {}
     for variant, min_count, impl in progress(cells, desc="fasttext"):

@@ -18,7 +18,7 @@ import numpy as np
 
 from embeddings_jax.data.subwords import check_ngram_settings, ngram_buckets, subword_rows
 from embeddings_jax.train.atomic import atomic_directory, resolve_directory
-from embeddings_jax.vectors.keyed import KeyedVectors
+from embeddings_jax.vectors.keyed import KeyedVectors, _unitvec
 
 _FORMAT = "embeddings_jax.FastTextKeyedVectors"
 _META = "fasttext_keyed_vectors.json"
@@ -31,16 +31,18 @@ def word_vectors(words: Sequence[str], vectors_vocab: np.ndarray, vectors_ngrams
     ``getWordVector`` for vocabulary words), built in blocks with no ``[rows, D]`` temporary of
     the whole vocabulary."""
     v, d = vectors_vocab.shape
+    if not bucket:  # every word's only row is its own
+        return vectors_vocab.copy()
     starts, rows = subword_rows(words, min_n, max_n, bucket)
     out = np.empty((v, d), np.float32)
     lo = 0
     while lo < v:
         hi = int(np.searchsorted(starts, starts[lo] + _BLOCK_ROWS, side="right")) - 1
         hi = min(max(hi, lo + 1), v)
-        r = rows[starts[lo] : starts[hi]]
-        gathered = np.where((r < v)[:, None], vectors_vocab[np.minimum(r, v - 1)],
-                            vectors_ngrams[np.maximum(r - v, 0)] if bucket else 0.0)
-        sums = np.add.reduceat(gathered, starts[lo:hi] - starts[lo], axis=0)
+        first = starts[lo:hi] - starts[lo]  # each word's own row opens its segment
+        gathered = vectors_ngrams[np.maximum(rows[starts[lo] : starts[hi]] - v, 0)]
+        gathered[first] = vectors_vocab[lo:hi]
+        sums = np.add.reduceat(gathered, first, axis=0)
         out[lo:hi] = sums / np.diff(starts[lo : hi + 1])[:, None]
         lo = hi
     return out
@@ -89,9 +91,7 @@ class FastTextKeyedVectors(KeyedVectors):
             raise KeyError(f"word {key!r} is not in the vocabulary and the model has no n-grams")
         rows = self.ngram_buckets(key)
         v = self.vectors_ngrams[rows].mean(0) if rows else np.zeros(self.vector_size, np.float32)
-        if norm:
-            n = float(np.linalg.norm(v))
-            v = v / n if n > 0 else v
+        v = _unitvec(v) if norm else v
         v.setflags(write=False)
         return v
 
