@@ -102,11 +102,16 @@ def load_ptb(split: str = "train") -> list[list[str]]:
     return read_sentences(registry.fetch("ptb", f"ptb.{split}.txt.gz"))
 
 
+def is_brown_file(name: str) -> bool:
+    """Whether a ``brown.zip`` member is a text file (``ca01`` ... ``cr09``; README, CONTENTS
+    and cats.txt are metadata)."""
+    base = name.rsplit("/", 1)[-1]
+    return len(base) == 4 and base[0] == "c" and base[1].isalpha() and base[2:].isdigit()
+
+
 def _brown_lines(z: zipfile.ZipFile) -> Iterator[str]:
     for name in sorted(z.namelist()):
-        base = name.rsplit("/", 1)[-1]
-        # Text files are named like ca01 ... cr09; README, CONTENTS, cats.txt are metadata.
-        if len(base) == 4 and base[0] == "c" and base[1].isalpha() and base[2:].isdigit():
+        if is_brown_file(name):
             yield from z.read(name).decode("utf-8", errors="replace").splitlines()
 
 

@@ -41,6 +41,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from embeddings_jax.index.flat import FlatIndex
+
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")
 
 
@@ -243,3 +245,21 @@ def _check_k(k: int, width: int) -> None:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if k > width:
         raise ValueError(f"k={k} exceeds the {width} ranked ids given per query")
+
+
+def self_retrieval_metrics(vectors: np.ndarray, relevant: Sequence[Iterable[int]] | np.ndarray,
+                           ks: Iterable[int] = (1, 5, 10), metrics: Sequence[str] = ("recall", "ndcg")
+                           ) -> dict[str, float]:
+    """Each row of ``vectors [N, D]`` queries all the others by exact cosine similarity (the
+    query left out of its own list); :func:`ranking_metrics` of the rankings against
+    ``relevant[i]``, the ids that count as hits for row ``i`` (e.g. the other captions of an image)."""
+    x = np.asarray(vectors, np.float32)
+    if x.ndim != 2 or x.shape[0] != len(relevant):
+        raise ValueError(f"vectors must be [N, D] with one relevant list each, got {x.shape} and {len(relevant)}")
+    ks = tuple(ks)
+    k = max(ks)
+    index = FlatIndex(x.shape[1], "cosine")
+    index.add(x)
+    _, ids = index.search(x, k + 1)
+    ranked = np.array([row[row != q][:k] for q, row in enumerate(ids)])
+    return ranking_metrics(ranked, relevant, ks, metrics=metrics)

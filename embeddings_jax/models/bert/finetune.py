@@ -27,8 +27,7 @@ import optax
 from jax.sharding import Mesh
 
 from embeddings_jax.data.captions import pair_sampler
-from embeddings_jax.eval.retrieval import ranking_metrics
-from embeddings_jax.index import FlatIndex
+from embeddings_jax.eval.retrieval import self_retrieval_metrics
 from embeddings_jax.models.bert.encoder import BertConfig
 from embeddings_jax.models.bert.sentence_encoder import SentenceEncoder, make_batch, pooled_forward
 from embeddings_jax.ops.losses import in_batch_softmax_loss, l2_normalize
@@ -97,12 +96,4 @@ def retrieval_metrics(encoder: SentenceEncoder, texts: Sequence[str], relevant: 
     """``{pooling: {"recall@k": ..., "ndcg@k": ...}}``: each text queries all the others;
     ``relevant[i]`` are the ids of the texts that count as hits for text ``i``."""
     vectors = encoder.encode_poolings(texts, poolings, batch_size=batch_size, normalize=True)
-    k = max(ks)
-    out = {}
-    for p, x in vectors.items():
-        index = FlatIndex(x.shape[1], "cosine")
-        index.add(x)
-        _, ids = index.search(x, k + 1)
-        ranked = np.array([row[row != q][:k] for q, row in enumerate(ids)])  # drop the query itself
-        out[p] = ranking_metrics(ranked, relevant, ks, metrics=("recall", "ndcg"))
-    return out
+    return {p: self_retrieval_metrics(x, relevant, ks) for p, x in vectors.items()}

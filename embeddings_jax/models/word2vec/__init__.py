@@ -1,9 +1,11 @@
 """word2vec: the update math (:mod:`.updates`), the jitted step (:mod:`.step`), the
-gensim-style :class:`Word2Vec` (:mod:`.model`), and on it :class:`FastText` (:mod:`.fasttext`) and
-node2vec / DeepWalk (:mod:`.node2vec`).
+gensim-style :class:`Word2Vec` (:mod:`.model`), and on it :class:`FastText` (:mod:`.fasttext`),
+:class:`Doc2Vec` (:mod:`.doc2vec`) and node2vec / DeepWalk (:mod:`.node2vec`).
 gensim's ``Phrases`` (:mod:`embeddings_jax.data.phrases`) is re-exported here, beside ``Word2Vec``."""
 
+from embeddings_jax.data.documents import TaggedDocument, TaggedLineDocument
 from embeddings_jax.data.phrases import ENGLISH_CONNECTOR_WORDS, FrozenPhrases, Phrases
+from embeddings_jax.models.word2vec.doc2vec import Doc2Vec
 from embeddings_jax.models.word2vec.fasttext import (
     FastText,
     load_facebook_model,
@@ -30,11 +32,14 @@ __all__ = [
     "ENGLISH_CONNECTOR_WORDS",
     "MAX_EXP",
     "VARIANTS",
+    "Doc2Vec",
     "FastText",
     "FrozenPhrases",
     "Node2Vec",
     "Phrases",
     "StepConfig",
+    "TaggedDocument",
+    "TaggedLineDocument",
     "Word2Vec",
     "apply_updates",
     "chunk_updates",

@@ -243,6 +243,7 @@ class Word2Vec:
         return self
 
     _n_buckets = 0  # input rows after the word rows in the host tables (FastText's n-gram buckets)
+    _min_auto_chunk = 256  # smallest chunk _auto_chunk picks: below it per-step costs dominate
 
     def _host_params(self) -> dict:
         """The tables as numpy, in the layout files hold (:meth:`save`, growth)."""
@@ -326,11 +327,16 @@ class Word2Vec:
             shrink_windows=self.shrink_windows,
             compute_loss=self.compute_loss,
             subword_slots=subword_slots,
+            **self._step_options(),
         )
         per_step = self.chunk_size * self.chunks_per_step  # tokens per step, all workers
         self.sync_every = self._sync_every_arg or max(1, TOKENS_PER_MERGE // per_step)
         self.step_config = cfg
         self._step = make_train_step(cfg, self.mesh)
+
+    def _step_options(self) -> dict:
+        """A front end's :class:`StepConfig` fields (Doc2Vec's document inputs): none here."""
+        return {}
 
     def _input_tables(self, keep: np.ndarray, counts: np.ndarray, capacity: int) -> tuple[dict, int]:
         """The device tables listing each word's input rows, and the row slots a chunk needs
@@ -342,15 +348,15 @@ class Word2Vec:
 
         Updates inside a chunk are computed from the same parameters and summed; a word present
         ``n`` times gets ``n`` unsaturated updates at once where sequential SGD would see each
-        one react to the last. The chunk is the largest power of two (256..16384) in which the
-        most frequent surviving word is expected at most once (skip-gram, whose every occurrence
-        is the input and output of up to ``2W`` pairs) or 4 times (CBOW: one example per
-        occurrence).
+        one react to the last. The chunk is the largest power of two (``_min_auto_chunk`` to
+        16384) in which the most frequent surviving word is expected at most once (skip-gram,
+        whose every occurrence is the input and output of up to ``2W`` pairs) or 4 times (CBOW:
+        one example per occurrence).
         """
         max_repeats = 1 if self.sg else 4
         share = float((keep * counts).max() / counts.sum())  # kept occurrences per corpus token
         c = 16384
-        while c > 256 and c * share > max_repeats:
+        while c > self._min_auto_chunk and c * share > max_repeats:
             c //= 2
         c //= self.chunks_per_step // self.mesh.size  # a worker's chunks of a step are summed together
         c = max(c, 2 * self.window + 2, 64)
@@ -427,9 +433,21 @@ class Word2Vec:
         raw_words, n_tokens = corpus.raw_words, len(corpus)
         plan = _Schedule(len(corpus), self.chunk_size, self.chunks_per_step, self.mesh.size, self.sync_every)
         blocks = plan.worker_blocks(corpus.tokens, self.mesh)
+        tables = {**self.tables, **self._corpus_tables(corpus, plan)}
         del source, corpus  # an encoded corpus read here is freed before its blocks are placed
         tokens = _put_blocks(blocks, plan.block_length, self.mesh)
         release_free_memory()  # the host copies just freed, before the step's compilation needs memory
+        self._run(plan, tokens, tables, raw_words, n_tokens, epochs, a0, a1, callbacks)
+        return self.last_train_stats["kept_words"], raw_words * epochs
+
+    def _corpus_tables(self, corpus: Corpus, plan: _Schedule) -> dict:
+        """Device tables of this corpus (beyond the vocabulary's ``self.tables``): none here."""
+        return {}
+
+    def _run(self, plan: _Schedule, tokens, tables: dict, raw_words: int, n_tokens: int, epochs: int,
+             a0: float, a1: float, callbacks=()) -> None:
+        """The training loop over placed ``tokens``: ``epochs`` passes of ``plan``'s calls, the
+        learning rate from ``a0`` to ``a1``; sets ``last_train_stats`` and ``last_train_timing``."""
         key = jax.random.key(self.seed)
         stats = jnp.zeros(4)
         self.running_training_loss = 0.0
@@ -443,7 +461,7 @@ class Word2Vec:
             ekey = jax.random.fold_in(key, self.epochs_trained)
             for local_chunk, chunk_id, alpha in plan.calls_of_epoch(e, epochs, a0, a1):
                 self.params, st = self._step(
-                    self.params, self.tables, tokens, _put(local_chunk, self.mesh, spec),
+                    self.params, tables, tokens, _put(local_chunk, self.mesh, spec),
                     _put(chunk_id, self.mesh, spec), _put(alpha, self.mesh, spec), ekey,
                 )  # fmt: skip
                 stats = stats + st  # stays on device (no host sync per step)
@@ -482,7 +500,6 @@ class Word2Vec:
             "sync_every": self.sync_every,
         }
         _notify(callbacks, "on_train_end", self)
-        return self.last_train_stats["kept_words"], raw_words * epochs
 
     def get_latest_training_loss(self) -> float:
         """gensim's loss of the latest ``train`` call with ``compute_loss=True``: the sum of
@@ -514,6 +531,13 @@ class Word2Vec:
     def hparams(self) -> dict:
         return {k: getattr(self, k) for k in _HPARAMS}
 
+    def _extra_meta(self) -> dict:
+        """What a front end saves beside the hyper-parameters and vocabulary (Doc2Vec's tags)."""
+        return {}
+
+    def _load_meta(self, meta: dict) -> None:
+        """Restores :meth:`_extra_meta` before the tables are rebuilt."""
+
     def save(self, path: str | os.PathLike) -> None:
         """Saves hyper-parameters, vocabulary and all tables (Orbax) so training can continue.
 
@@ -526,6 +550,7 @@ class Word2Vec:
         path = pathlib.Path(path).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
+            **self._extra_meta(),
             "hparams": self.hparams(),
             "epochs_trained": self.epochs_trained,
             "vocab": {
@@ -561,6 +586,7 @@ class Word2Vec:
         model.vocab = Vocab(
             voc["words"], np.asarray(voc["counts"]), voc["raw_words"], voc["num_sentences"]
         )
+        model._load_meta(meta)
         model._make_tables()
         model.reset_params()
         with ocp.StandardCheckpointer() as ckptr:

@@ -41,16 +41,18 @@ def random_bits_per_chunk(cfg: StepConfig) -> int:
     return cfg.chunk_size + cfg.capacity + 2 * n_neg
 
 
-def sample_chunk(tables, ids, sents, key, cfg: StepConfig, negs=None) -> dict:
+def sample_chunk(tables, ids, sents, key, cfg: StepConfig, negs=None, sentences_before=None) -> dict:
     """The random choices of one chunk, all made on device.
 
     ``key`` is a PRNG key, or the chunk's ``[random_bits_per_chunk(cfg)] uint32`` bits drawn from
     it beforehand (the train step draws all chunks' bits at once, outside its loop: threefry runs
     far faster on one large array than on many small ones). ``negs``, when given, are the
-    negatives :func:`sample_negatives` draws from these bits.
+    negatives :func:`sample_negatives` draws from these bits. ``sentences_before`` (Doc2Vec): how many
+    corpus sentences begin before the chunk (a sentence the chunk starts inside is the last of them).
     Returns ``ids``/``sents [capacity]`` (subsampled tokens compacted to the front, padding has
     sentence ``-1``), ``reach [capacity]`` (each centre's reduced window), ``negs [capacity //
-    negative_group, negative_draws]`` and the counts ``n_kept``/``n_dropped``.
+    negative_group, negative_draws]``, the counts ``n_kept``/``n_dropped`` and (``cfg.doc``)
+    ``docs [capacity]``, each token's document row (``tables["doc_rows"]`` of its sentence).
     """
     w = cfg.window
     n_in, c = cfg.chunk_size, cfg.capacity
@@ -78,6 +80,9 @@ def sample_chunk(tables, ids, sents, key, cfg: StepConfig, negs=None) -> dict:
     }
     if cfg.negative:
         out["negs"] = sample_negatives(tables, bits, cfg) if negs is None else negs
+    if cfg.doc:  # a chunk's sentence ids count the starts in it: 0 is a sentence begun before it
+        sentence = jnp.clip(sentences_before + out["sents"] - 1, 0, tables["doc_rows"].shape[0] - 1)
+        out["docs"] = jnp.where(out["sents"] >= 0, tables["doc_rows"][sentence], -1)
     return out
 
 
@@ -90,7 +95,8 @@ def sample_negatives(tables, bits, cfg: StepConfig):
     return alias_sample_from_bits(b_neg, tables["accept"], tables["alias"])
 
 
-def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig, negs=None):
+def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig, negs=None,
+                  sentences_before=None):
     """Sparse updates of one chunk, computed from the current ``params``.
 
     Args:
@@ -99,11 +105,11 @@ def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig, negs=
         ``codes``/``points [V, L]``, ``lengths [V]`` (hs).
       ids: ``[C] int32`` token ids; sents: ``[C] int32`` sentence ids, ``-1`` for padding.
       key: PRNG key of this chunk (or its bits); alpha: learning rate (scalar).
+      sentences_before: (Doc2Vec) corpus sentences begun before the chunk (see :func:`sample_chunk`).
     Returns: ``(updates, stats)`` of :func:`~embeddings_jax.models.word2vec.updates.updates_from_draws`.
     """
-    return updates_from_draws(
-        params, tables, sample_chunk(tables, ids, sents, key, cfg, negs), alpha, cfg
-    )
+    draws = sample_chunk(tables, ids, sents, key, cfg, negs, sentences_before)
+    return updates_from_draws(params, tables, draws, alpha, cfg)
 
 
 # ---------------------------------------------------------------- workers and their merge
@@ -146,9 +152,10 @@ def make_train_step(cfg: StepConfig, mesh: Mesh, tune: bool | None = None):
         negs = sample_negatives(tables, bits, cfg) if cfg.negative and tune else None
 
         def step(p, xs):
-            def one(li, a, b, n):
+            def one(li, ci, a, b, n):
                 ids, sents = unpack_tokens(jax.lax.dynamic_slice(tokens, (li * c,), (c,)))
-                return chunk_updates(p, tables, ids, sents, b, a, cfg, n)
+                before = tables["sentences_before"][ci] if cfg.doc else None  # Doc2Vec's documents
+                return chunk_updates(p, tables, ids, sents, b, a, cfg, n, before)
 
             updates, stats = jax.vmap(one)(*xs)
             updates = jax.tree.map(lambda u: u.reshape((-1,) + u.shape[2:]), updates)
@@ -159,11 +166,11 @@ def make_train_step(cfg: StepConfig, mesh: Mesh, tune: bool | None = None):
             return trained, stats.sum(0)
 
         if n_workers == 1:
-            params, stats = jax.lax.scan(round_, params, (local_chunk, alpha, bits, negs))
+            params, stats = jax.lax.scan(round_, params, (local_chunk, chunk_id, alpha, bits, negs))
             return params, stats.sum(0, keepdims=True)
         # One round per call, merged outside any loop: XLA:CPU runs all devices of a process on
         # one thread pool, and a collective inside a loop can starve it.
-        xs = jax.tree.map(lambda x: x[0], (local_chunk, alpha, bits, negs))
+        xs = jax.tree.map(lambda x: x[0], (local_chunk, chunk_id, alpha, bits, negs))
         trained, stats = round_(params, xs)
         return merge_workers(params, trained, DATA_AXIS), stats[None]
 

@@ -54,6 +54,9 @@ class StepConfig:
     shrink_windows: bool = True  # gensim's dynamic windows; False: every centre sees all W
     compute_loss: bool = False  # also sum gensim's training loss (stats[3])
     subword_slots: int = 0  # fastText: input-table rows gathered per chunk (0: one row per word)
+    doc: str = ""  # Doc2Vec: "dbow" (the document predicts each word) or "dm" (it joins each window)
+    words: bool = True  # train the word model (sg/cbow over windows); PV-DBOW's dbow_words
+    frozen_words: bool = False  # infer_vector: only the document vectors learn
 
     @property
     def negative_draws(self) -> int:
@@ -63,11 +66,15 @@ class StepConfig:
         times. CBOW has one example per centre: ``K``."""
         if not self.negative:
             return 0
-        return self.negative * self.window if self.sg else self.negative
+        return self.negative * self.window if self.sg and self.words else self.negative
 
     def __post_init__(self):
         if self.capacity <= 0 or self.capacity > self.chunk_size:
             object.__setattr__(self, "capacity", self.chunk_size)
+        if self.doc not in ("", "dbow", "dm"):
+            raise ValueError(f"doc must be '', 'dbow' or 'dm', got {self.doc!r}")
+        if self.doc == "dm" and self.sg or self.doc != "dbow" and not self.words:
+            raise ValueError("PV-DM trains CBOW windows (sg=False, words=True); only PV-DBOW may skip words")
 
 
 MAX_EXP = 6.0  # gensim (and the C tool's table) ignore pairs whose score lies beyond +-MAX_EXP
@@ -230,6 +237,23 @@ def input_updates(win: Windows, d_x: jax.Array):
     return win.subwords.rows, d_x[win.subwords.owner]
 
 
+# ---------------------------------------------------------------- Doc2Vec's document rows
+@dataclasses.dataclass(frozen=True)
+class DocInputs:
+    """Each token's document vector: ``x [C, D]`` (zero for padding), ``has [C]`` (1 where the
+    token has a document) and ``rows [C]`` its row of ``dv`` (``len(dv)``, i.e. dropped, if none)."""
+
+    x: jax.Array
+    has: jax.Array
+    rows: jax.Array
+
+
+def doc_inputs(dv: jax.Array, docs: jax.Array) -> DocInputs:
+    """The :class:`DocInputs` of tokens whose document rows are ``docs [C]`` (``-1``: padding)."""
+    rows = jnp.where(docs >= 0, docs, dv.shape[0])
+    return DocInputs(dv.at[rows].get(mode="fill", fill_value=0), (docs >= 0).astype(dv.dtype), rows)
+
+
 def context_windows(syn0: jax.Array, draws: dict, cfg: StepConfig, tables=None) -> Windows:
     """The pairs of a chunk from its draws (``ids``, ``sents``, ``reach [C]``), laid out as a
     band for skip-gram and as shifted masks for CBOW (see :class:`Windows`). With
@@ -377,18 +401,21 @@ def skipgram_hs(win: Windows, syn1, tables, alpha, cfg: StepConfig):
     return win.fold(d_ctx), (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1])), loss
 
 
-def cbow_input(win: Windows, cfg: StepConfig):
+def cbow_input(win: Windows, cfg: StepConfig, doc: DocInputs | None = None):
     """CBOW's input ``h [C, D]``, the mean (or sum) of each centre's context rows, ``has_ctx
-    [C]`` (1 where the centre has a context) and ``n_in [C]``, the rows summed into ``h``: the
-    contexts, or (fastText) all their word and n-gram rows."""
+    [C]`` (1 where the centre has an input) and ``n_in [C]``, the rows summed into ``h``: the
+    contexts, or (fastText) all their word and n-gram rows, plus (PV-DM) the document's row."""
     h = sum(m[:, None] * win.context(o) for m, o in zip(win.masks, win.offsets))
     n_in = win.count
     if win.subwords is not None:
         n_rows = _pad(win.subwords.n_rows, win.w)
         n_in = sum(m * _shift(n_rows, o, win.w, win.c) for m, o in zip(win.masks, win.offsets))
+    has_ctx = (win.count > 0).astype(h.dtype)
+    if doc is not None:  # the document is one more input of every window (gensim's train_document_dm)
+        h, n_in, has_ctx = h + doc.x, n_in + doc.has, doc.has
     if cfg.cbow_mean:
         h = h / jnp.maximum(n_in, 1.0)[:, None]
-    return h, (win.count > 0).astype(h.dtype), n_in
+    return h, has_ctx, n_in
 
 
 def cbow_ns(win: Windows, h, has_ctx, syn1neg, negs, alpha, cfg: StepConfig):
@@ -421,24 +448,56 @@ def cbow_hs(win: Windows, h, has_ctx, syn1, tables, alpha, cfg: StepConfig):
     return d_h, (points.reshape(-1), d_o.reshape(-1, d_o.shape[-1])), loss
 
 
+def _output_updates(win: Windows, h, has_ctx, params, tables, negs, alpha, cfg: StepConfig):
+    """One input row per centre (CBOW's window, or PV-DBOW's document) against the centre's
+    outputs: ``(d_h [C, D], {table: (rows, deltas)}, [losses])`` of each output loss."""
+    grads, updates, losses = [], {}, []
+    if cfg.negative:
+        d, updates["syn1neg"], loss = cbow_ns(win, h, has_ctx, params["syn1neg"], negs, alpha, cfg)
+        grads.append(d)
+        losses.append(loss)
+    if cfg.hs:
+        d, updates["syn1"], loss = cbow_hs(win, h, has_ctx, params["syn1"], tables, alpha, cfg)
+        grads.append(d)
+        losses.append(loss)
+    return sum(grads[1:], grads[0]), updates, losses
+
+
+def _merge(updates: dict, more: dict) -> dict:
+    """Both sets of sparse updates, the rows of a table present in both concatenated."""
+    out = dict(updates)
+    for name, (rows, deltas) in more.items():
+        if name in out:
+            rows, deltas = jnp.concatenate([out[name][0], rows]), jnp.concatenate([out[name][1], deltas])
+        out[name] = (rows, deltas)
+    return out
+
+
 def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
     """Sparse updates of one chunk given its random draws (see ``step.sample_chunk``).
 
     Args:
-      params: ``{"syn0": [V, D], "syn1neg": [V, D] (negative > 0), "syn1": [V - 1, D] (hs)}``.
+      params: ``{"syn0": [V, D], "syn1neg": [V, D] (negative > 0), "syn1": [V - 1, D] (hs)}``,
+        and ``"dv": [N, D]`` document vectors (``cfg.doc``).
       tables: device constants: ``codes``/``points [V, L]``, ``lengths [V]`` (hs);
         ``row_start``/``n_rows [V]``, ``rows [N]`` (fastText, see :func:`subword_inputs`).
-      draws: ``ids``/``sents``/``reach [C]``, ``negs`` (negative > 0), ``n_kept``, ``n_dropped``.
+      draws: ``ids``/``sents``/``reach [C]``, ``negs`` (negative > 0), ``n_kept``, ``n_dropped``,
+        and ``docs [C]`` each token's document row (``cfg.doc``; ``-1`` for padding).
       alpha: learning rate (scalar).
     Returns:
       ``(updates, stats)``: ``updates[name] = (rows [M] int32, deltas [M, D])`` to scatter-add,
-      ``stats = [kept tokens, trained centres (CBOW) or pairs (SG), tokens lost to overflow,
-      training loss (``cfg.compute_loss``; else 0)]``; a fastText token cut short of its rows by
-      a full chunk counts as lost to overflow.
+      ``stats = [kept tokens, trained centres (CBOW) or pairs (SG) (+ PV-DBOW's document
+      examples), tokens lost to overflow, training loss (``cfg.compute_loss``; else 0)]``; a
+      fastText token cut short of its rows by a full chunk counts as lost to overflow.
     """
-    win = context_windows(params["syn0"], draws, cfg, tables)
-    updates, grads, losses = {}, [], []  # the input side's gradient and loss of each output table
-    if cfg.sg:
+    doc = doc_inputs(params["dv"], draws["docs"]) if cfg.doc else None
+    if cfg.words:
+        win = context_windows(params["syn0"], draws, cfg, tables)
+    else:  # PV-DBOW alone: no word pairs, only each token's (document, word) example
+        win = Windows(draws["ids"], None, (draws["sents"] >= 0).astype(params["dv"].dtype), 0)
+    updates, losses, n_trained = {}, [], 0.0
+    if cfg.words and cfg.sg:
+        grads = []
         if cfg.negative:
             d, updates["syn1neg"], loss = skipgram_ns(win, params["syn1neg"], draws["negs"], alpha, cfg)
             grads.append(d)
@@ -449,27 +508,29 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
             losses.append(loss)
         d_x = sum(grads[1:], grads[0])
         n_trained = win.band.sum()
-    else:
-        h, has_ctx, n_in = cbow_input(win, cfg)
-        if cfg.negative:
-            d, updates["syn1neg"], loss = cbow_ns(
-                win, h, has_ctx, params["syn1neg"], draws["negs"], alpha, cfg
-            )
-            grads.append(d)
-            losses.append(loss)
-        if cfg.hs:
-            d, updates["syn1"], loss = cbow_hs(win, h, has_ctx, params["syn1"], tables, alpha, cfg)
-            grads.append(d)
-            losses.append(loss)
-        d_h = sum(grads[1:], grads[0])
+    elif cfg.words:
+        h, has_ctx, n_in = cbow_input(win, cfg, doc if cfg.doc == "dm" else None)
+        d_h, updates, losses = _output_updates(win, h, has_ctx, params, tables, draws.get("negs"), alpha, cfg)
         if not cfg.cbow_mean:  # gensim divides the error over summed windows
             d_h = d_h / jnp.maximum(n_in, 1.0)[:, None]
         d_x = win.unshift_weighted(win.masks, d_h)  # each context gets its centres' gradients
+        d_doc = d_h  # PV-DM: the document row gets its windows' gradient, as a context does
         n_trained = has_ctx.sum()
-    updates["syn0"] = input_updates(win, d_x)
+    if cfg.doc == "dbow":  # the document row against each token's outputs (the first K negatives)
+        negs = draws["negs"][:, : cfg.negative] if cfg.negative else None
+        d_doc, more, more_losses = _output_updates(win, doc.x, doc.has, params, tables, negs, alpha, cfg)
+        updates, losses = _merge(updates, more), losses + more_losses
+        n_trained = n_trained + doc.has.sum()
+    if cfg.words:
+        updates["syn0"] = input_updates(win, d_x)
+    if cfg.doc:
+        updates["dv"] = (doc.rows, d_doc)
+    if cfg.frozen_words:
+        updates = {"dv": updates["dv"]}
     loss = sum(losses) if cfg.compute_loss else 0.0  # dead code for XLA when not asked for
     n_dropped = draws["n_dropped"] + (0 if win.subwords is None else win.subwords.n_cut)
-    stats = jnp.stack([draws["n_kept"], n_trained, n_dropped, loss]).astype(win.x.dtype)
+    dtype = params["syn0"].dtype
+    stats = jnp.stack([draws["n_kept"], n_trained, n_dropped, loss]).astype(dtype)
     return updates, stats
 
 
