@@ -3,6 +3,7 @@ same run.
 
     python -m benchmarks.doc2vec_vs_gensim                          # Brown and Flickr8k; DBOW, DM, DBOW+words
     python -m benchmarks.doc2vec_vs_gensim --tasks brown --variants dm --repeats 1
+    python -m benchmarks.doc2vec_vs_gensim --tasks flickr8k --variants dm_concat
 
 Documents: the 500 Brown Corpus files (long documents, 2,300 words on average) and the 30,000
 Flickr8k train-split captions (short ones, 12 words). Settings (both): gensim's Doc2Vec defaults
@@ -26,7 +27,9 @@ SETTINGS = {"vector_size": 100, "window": 5, "negative": 5, "sample": 1e-3, "alp
             "min_alpha": 0.0001, "epochs": 20}  # fmt: skip
 MIN_COUNT = {"brown": 5, "flickr8k": 2}
 TASKS = tuple(MIN_COUNT)
-VARIANTS = {"dbow": {"dm": 0}, "dm": {"dm": 1}, "dbow_words": {"dm": 0, "dbow_words": 1}}
+VARIANTS = {"dbow": {"dm": 0}, "dm": {"dm": 1}, "dbow_words": {"dm": 0, "dbow_words": 1},
+            "dm_concat": {"dm": 1, "dm_concat": 1}}
+DEFAULT_VARIANTS = ("dbow", "dm", "dbow_words")
 
 
 def documents(task: str, limit: int = 0):
@@ -107,7 +110,8 @@ def compare(task: str, variant: str, repeats: int, workers: int) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: brown, flickr8k")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: dbow, dm, dbow_words")
+    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                    help=f"comma-separated: {', '.join(VARIANTS)}")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=os.cpu_count(), help="gensim workers")
     args = ap.parse_args(argv)

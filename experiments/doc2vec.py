@@ -12,8 +12,10 @@ zero-shot MiniLM rows (``results/bert.json``) join the table. Ours and gensim's 
 (``benchmarks.doc2vec_vs_gensim.SETTINGS``) and each seed; the word-vector rows are skip-gram
 Word2Vec and FastText (5 epochs) trained on the same text, a document being the mean of its unit
 word vectors. Speed: training words/s (ours after the warm-up that compiles the step).
-``study_chunk_size`` adds rows of ours with that chunk size (long documents then fall in one
-step whole; see the results page).
+``study_chunk_sizes`` adds Brown rows of ours with other chunk sizes: PV-DBOW's default puts
+about two mean documents in a chunk (so a long document's vector takes its whole document's
+gradient in one step), and the study row shows it without; PV-DM's default does not, and the
+study row shows it with.
 
 Config args (comma-separated): ``runlocal`` (a seconds-long run: 60 Brown files cut to 300 words,
 200 Flickr8k images, 2 epochs, one seed, no peers).
@@ -47,7 +49,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.peers = ("gensim",)  # gensim's Doc2Vec with the same settings ("": none)
     c.word_vectors = ("word2vec", "fasttext")  # mean-of-word-vector rows
     c.word_vector_epochs = 5  # their epochs (word2vec's default)
-    c.study_chunk_size = 8192  # extra rows of ours with this chunk size on Brown (0: none)
+    c.study_chunk_sizes = ml_collections.ConfigDict({"dbow": 64, "dm": 8192})  # extra rows of ours on Brown
+    # with these chunk sizes (0: none): PV-DBOW's without whole-document chunks, PV-DM's with them
     c.settings = ml_collections.ConfigDict(bench.SETTINGS)  # shared by ours and gensim's
     c.min_count = ml_collections.ConfigDict(bench.MIN_COUNT)  # per task
     c.brown_limit = 0  # first N Brown files (0: all 500)
@@ -57,8 +60,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.workers = 0  # gensim workers (0: every core)
     c.write_results = True
     if "runlocal" in args:
-        c.update(seeds=(0,), peers=(), brown_limit=60, brown_words=300, flickr_images=200, study_chunk_size=0,
+        c.update(seeds=(0,), peers=(), brown_limit=60, brown_words=300, flickr_images=200,
                  word_vectors=("word2vec",), word_vector_epochs=1, write_results=False)
+        c.study_chunk_sizes.update(dbow=0, dm=0)
         c.settings.epochs = 2
     return c
 
@@ -96,8 +100,9 @@ def document_rows(config, task, docs, evaluation, seed, settings, workers):
     rows = {}
     for variant in config.variants:
         engines = {"ours": {}}
-        if task == "brown" and config.study_chunk_size:
-            engines[f"ours_chunk_{config.study_chunk_size}"] = {"chunk_size": config.study_chunk_size}
+        study = config.study_chunk_sizes.get(variant, 0)
+        if task == "brown" and study:
+            engines[f"ours_chunk_{study}"] = {"chunk_size": study}
         for name, engine in engines.items():
             model, timing = bench.ours(docs, variant, settings, seed, **engine)
             rows[f"{name}_{variant}"] = {**timing, **evaluate(config, task, evaluation, _ours_vectors(model))}

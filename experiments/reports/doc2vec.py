@@ -137,7 +137,9 @@ train captions; the test captions (never trained on) are inferred with the model
 queries all others by cosine, the 4 other captions of its image being the hits (the `embeddings-jax bert`
 protocol; its zero-shot MiniLM rows are copied from `bert.json`). Mean-of-word-vector rows: skip-gram
 Word2Vec / FastText, {config.word_vector_epochs} epochs, same text. Words/s: training only (ours after the
-warm-up that compiles the step). Rows with a chunk size put whole Brown documents into one step.
+warm-up that compiles the step). Chunk sizes: ours picks them (`_auto_chunk`): PV-DBOW's hold about
+two mean documents (8,192 tokens on Brown, 64 on captions), PV-DM's bound frequent words' pile-ups
+(256 on Brown); the rows with a chunk size are ours with that size instead.
 
 {(chr(10) * 2).join(tables)}
 

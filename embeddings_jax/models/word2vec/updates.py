@@ -54,7 +54,8 @@ class StepConfig:
     shrink_windows: bool = True  # gensim's dynamic windows; False: every centre sees all W
     compute_loss: bool = False  # also sum gensim's training loss (stats[3])
     subword_slots: int = 0  # fastText: input-table rows gathered per chunk (0: one row per word)
-    doc: str = ""  # Doc2Vec: "dbow" (the document predicts each word) or "dm" (it joins each window)
+    doc: str = ""  # Doc2Vec: "dbow" (the document predicts each word), "dm" (it joins each window)
+    # or "dmc" (it and the window's rows, concatenated, predict the centre)
     words: bool = True  # train the word model (sg/cbow over windows); PV-DBOW's dbow_words
     frozen_words: bool = False  # infer_vector: only the document vectors learn
 
@@ -71,9 +72,9 @@ class StepConfig:
     def __post_init__(self):
         if self.capacity <= 0 or self.capacity > self.chunk_size:
             object.__setattr__(self, "capacity", self.chunk_size)
-        if self.doc not in ("", "dbow", "dm"):
-            raise ValueError(f"doc must be '', 'dbow' or 'dm', got {self.doc!r}")
-        if self.doc == "dm" and self.sg or self.doc != "dbow" and not self.words:
+        if self.doc not in ("", "dbow", "dm", "dmc"):
+            raise ValueError(f"doc must be '', 'dbow', 'dm' or 'dmc', got {self.doc!r}")
+        if self.doc in ("dm", "dmc") and self.sg or self.doc != "dbow" and not self.words:
             raise ValueError("PV-DM trains CBOW windows (sg=False, words=True); only PV-DBOW may skip words")
 
 
@@ -187,6 +188,14 @@ class Windows:
         return sum(
             _shift(_pad(wt, w), -o, w, c)[:, None] * _shift(rp, -o, w, c)
             for wt, o in zip(weights, self.offsets)
+        )
+
+    def unshift_blocks(self, weights: list[jax.Array], blocks: list[jax.Array]) -> jax.Array:
+        """``out[p] = sum_i weights[i][p - o_i] * blocks[i][p - o_i]``: :meth:`unshift_weighted`
+        with its own ``[C, D]`` rows per offset."""
+        w, c = self.w, self.c
+        return sum(
+            _shift(_pad(wt[:, None] * b, w), -o, w, c) for wt, b, o in zip(weights, blocks, self.offsets)
         )
 
 
@@ -418,6 +427,24 @@ def cbow_input(win: Windows, cfg: StepConfig, doc: DocInputs | None = None):
     return h, has_ctx, n_in
 
 
+def concat_input(win: Windows, doc: DocInputs, null_row: jax.Array) -> jax.Array:
+    """PV-DM over concatenated windows (gensim's ``dm_concat``): ``[C, (1 + 2W) D]``, the
+    document's row then the row at each offset ``-W..-1, 1..W`` of the full window, the null
+    word's row where the window leaves the document."""
+    parts = [jnp.where(m[:, None] > 0, win.context(o), null_row) for m, o in zip(win.masks, win.offsets)]
+    return jnp.concatenate([doc.x] + parts, axis=1)
+
+
+def concat_gradients(win: Windows, d_h: jax.Array, has: jax.Array):
+    """The adjoint of :func:`concat_input`: ``(d_doc [C, D], d_x [C, D] of each position,
+    d_null [D])`` from ``d_h [C, (1 + 2W) D]`` (``has [C]``: real centres)."""
+    d = win.x.shape[1]
+    blocks = [d_h[:, (i + 1) * d : (i + 2) * d] for i in range(len(win.offsets))]
+    d_x = win.unshift_blocks(list(win.masks), blocks)
+    d_null = sum((((1.0 - m) * has)[:, None] * g).sum(0) for m, g in zip(win.masks, blocks))
+    return d_h[:, :d], d_x, d_null
+
+
 def cbow_ns(win: Windows, h, has_ctx, syn1neg, negs, alpha, cfg: StepConfig):
     """CBOW with negative sampling: ``h`` against the centre and its group's negatives (one
     equal to the centre is skipped, as in gensim). Returns ``(d_h [C, D], (rows, deltas), loss)``."""
@@ -480,7 +507,8 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
       params: ``{"syn0": [V, D], "syn1neg": [V, D] (negative > 0), "syn1": [V - 1, D] (hs)}``,
         and ``"dv": [N, D]`` document vectors (``cfg.doc``).
       tables: device constants: ``codes``/``points [V, L]``, ``lengths [V]`` (hs);
-        ``row_start``/``n_rows [V]``, ``rows [N]`` (fastText, see :func:`subword_inputs`).
+        ``row_start``/``n_rows [V]``, ``rows [N]`` (fastText, see :func:`subword_inputs`);
+        ``null_row`` (``dmc``: the null word's id).
       draws: ``ids``/``sents``/``reach [C]``, ``negs`` (negative > 0), ``n_kept``, ``n_dropped``,
         and ``docs [C]`` each token's document row (``cfg.doc``; ``-1`` for padding).
       alpha: learning rate (scalar).
@@ -508,6 +536,12 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
             losses.append(loss)
         d_x = sum(grads[1:], grads[0])
         n_trained = win.band.sum()
+    elif cfg.doc == "dmc":  # the document and the whole window, side by side, predict the centre
+        null = tables["null_row"]
+        h = concat_input(win, doc, params["syn0"][null])
+        d_h, updates, losses = _output_updates(win, h, doc.has, params, tables, draws.get("negs"), alpha, cfg)
+        d_doc, d_x, d_null = concat_gradients(win, d_h, doc.has)
+        n_trained = doc.has.sum()
     elif cfg.words:
         h, has_ctx, n_in = cbow_input(win, cfg, doc if cfg.doc == "dm" else None)
         d_h, updates, losses = _output_updates(win, h, has_ctx, params, tables, draws.get("negs"), alpha, cfg)
@@ -523,6 +557,9 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
         n_trained = n_trained + doc.has.sum()
     if cfg.words:
         updates["syn0"] = input_updates(win, d_x)
+    if cfg.doc == "dmc":  # the null word's row is trained too, as gensim's
+        rows, deltas = updates["syn0"]
+        updates["syn0"] = (jnp.concatenate([rows, null[None]]), jnp.concatenate([deltas, d_null[None]]))
     if cfg.doc:
         updates["dv"] = (doc.rows, d_doc)
     if cfg.frozen_words:
