@@ -206,6 +206,10 @@ def test_gensim_surface_tags_and_keys(docs):
     assert 4 in model.dv and 5 in model.dv and "doc1" in model.dv and 19 not in model.dv and "doc0" not in model.dv
     assert len(model.dv) == 19 + 10
     assert model.dv.most_similar(0, topn=3)[0][0] != "0"
+    # Every lookup of the base class takes int tags; what is not a tag is absent, not an error.
+    np.testing.assert_allclose(model.dv.get_mean_vector([0, 2]), model.dv.get_mean_vector(["0", "2"]))
+    assert model.dv.doesnt_match([0, 2, "doc1"]) in (0, 2, "doc1")  # the keys as given
+    assert -1 not in model.dv and True not in model.dv and 2.0 not in model.dv
     assert model.dbow and model.wv.vectors.shape[0] == len(model.vocab)
 
 
@@ -228,10 +232,15 @@ def test_save_load_continues_and_corpus_file(docs, dbow, tmp_path):
     np.testing.assert_array_equal(loaded.infer_vector(docs[0].words), dbow.infer_vector(docs[0].words))
     loaded.train(docs, total_examples=len(docs), epochs=1)
     assert np.abs(loaded.dv.vectors - dbow.dv.vectors).max() > 0
+    with pytest.raises(ValueError, match="Doc2Vec.load"):
+        S.Word2Vec.load(tmp_path / "d2v")
     # corpus_file: one document a line, tagged by line number (gensim's TaggedLineDocument).
     path = tmp_path / "docs.txt"
     path.write_text("\n".join(" ".join(d.words) for d in docs[:10]) + "\n")
     assert [d.tags for d in TaggedLineDocument(path)][:2] == [[0], [1]]
+    gaps = tmp_path / "gaps.txt"  # an empty line is an empty document: later tags stay line numbers
+    gaps.write_text("a b\n\nc d\n")
+    assert [(d.words, d.tags) for d in TaggedLineDocument(gaps)] == [(["a", "b"], [0]), ([], [1]), (["c", "d"], [2])]
     from_file = Doc2Vec(corpus_file=str(path), dm=0, vector_size=8, min_count=1, epochs=1, devices=ONE_DEVICE)
     assert from_file.dv.index_to_key == [str(i) for i in range(10)]
 
@@ -249,6 +258,8 @@ def test_bad_input_errors(docs, dbow):
         Doc2Vec([TaggedDocument(["a", "b"], [1.5])], min_count=1)
     with pytest.raises(TypeError, match="dm="):
         Doc2Vec(sg=1)
+    one_word = [TaggedDocument([w], [i]) for i, w in enumerate(["a", "b", "a", "c"] * 3)]  # no word has a context
+    assert Doc2Vec(one_word, dm=0, vector_size=4, min_count=1, epochs=1).dv.vectors.shape == (12, 4)
     with pytest.raises(KeyError, match="did not see"):
         dbow.train([TaggedDocument(docs[0].words, ["new"])], epochs=1)
     with pytest.raises(TypeError, match="not a string"):
@@ -257,6 +268,8 @@ def test_bad_input_errors(docs, dbow):
         dbow.build_vocab(docs, update=True)
     with pytest.raises(ValueError, match="epochs"):
         dbow.infer_vectors([docs[0].words], epochs=0)
+    with pytest.raises(ValueError, match="alpha"):
+        dbow.infer_vector(docs[0].words, alpha=float("nan"))
 
 
 def test_experiment_runlocal_writes_its_tables(tmp_path):

@@ -28,13 +28,14 @@ class TaggedDocument(NamedTuple):
 
 class TaggedLineDocument:
     """Documents of a whitespace-tokenised file, one a line, tagged by their 0-based line number
-    (gensim's ``TaggedLineDocument``; re-iterable, streamed)."""
+    (gensim's ``TaggedLineDocument``: an empty line is an empty document, a long line is not cut;
+    re-iterable, streamed, strict UTF-8)."""
 
     def __init__(self, source: str | os.PathLike):
-        self.lines = LineSentence(source)
+        self.file = LineSentence(source)
 
     def __iter__(self) -> Iterator[TaggedDocument]:
-        for number, words in enumerate(self.lines):
+        for number, words in enumerate(self.file.lines()):
             yield TaggedDocument(words, [number])
 
 

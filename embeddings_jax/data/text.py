@@ -72,20 +72,24 @@ class LineSentence:
         self.max_sentence_length, self.limit = int(max_sentence_length), limit
 
     def __iter__(self) -> Iterator[list[str]]:
+        for toks in self.lines():
+            for i in range(0, len(toks), self.max_sentence_length):
+                yield toks[i : i + self.max_sentence_length]
+
+    def lines(self) -> Iterator[list[str]]:
+        """Every line's tokens, one list per line of the file (empty lines too, none cut)."""
         opener = gzip.open if self.source.suffix == ".gz" else open
         with opener(self.source, "rb") as f:
             for number, raw in enumerate(f, 1):
                 if self.limit is not None and number > self.limit:
                     return
                 try:
-                    toks = raw.decode("utf-8").split()
+                    yield raw.decode("utf-8").split()
                 except UnicodeDecodeError as e:
                     raise ValueError(
                         f"{self.source}: line {number} is not valid UTF-8 (byte {e.start}: "
                         f"{raw[e.start:e.start + 4]!r}); convert the file to UTF-8 first (e.g. iconv)"
                     ) from None
-                for i in range(0, len(toks), self.max_sentence_length):
-                    yield toks[i : i + self.max_sentence_length]
 
 
 def read_sentences(

@@ -87,9 +87,10 @@ class Vocab:
     def __contains__(self, word: str) -> bool:
         return word in self.index
 
-    def encode(self, sentences: Iterable[list[str]]) -> Corpus:
+    def encode(self, sentences: Iterable[list[str]], kept: list[int] | None = None) -> Corpus:
         """The in-vocabulary words of ``sentences`` (any iterable, read once) as a :class:`Corpus`,
-        built in a compact buffer of 4 bytes per token (no Python list of the corpus)."""
+        built in a compact buffer of 4 bytes per token (no Python list of the corpus). ``kept``,
+        when given, receives the index of every sentence that kept a token (Doc2Vec's rows)."""
         index = self.index
         buf = array.array("i")
         raw, n = 0, 0
@@ -99,6 +100,8 @@ class Vocab:
             if enc:
                 enc[0] |= 1
                 buf.extend(enc)
+                if kept is not None:
+                    kept.append(n - 1)
         return Corpus(np.frombuffer(buf, np.int32) if buf else np.zeros(0, np.int32), raw, n)
 
 

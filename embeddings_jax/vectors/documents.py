@@ -38,17 +38,35 @@ def _keys(items):
     return items
 
 
+class _TagIndex(dict):
+    """``key_to_index`` that also answers for int tags (their keys), so every lookup of the base
+    class takes them; anything that is not a tag is simply absent."""
+
+    @staticmethod
+    def _key(key):
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool) and key >= 0:
+            return str(int(key))
+        return key
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._key(key))
+
+    def __contains__(self, key) -> bool:
+        try:
+            return super().__contains__(self._key(key))
+        except TypeError:  # unhashable: not a key
+            return False
+
+    def get(self, key, default=None):
+        return super().get(self._key(key), default)
+
+
 class DocumentVectors(KeyedVectors):
     """:class:`KeyedVectors` whose lookups also take int tags (see the module docstring)."""
 
-    def __contains__(self, key) -> bool:
-        return isinstance(key, (str, numbers.Integral)) and super().__contains__(_keys(key))
-
-    def has_index_for(self, key) -> bool:
-        return key in self
-
-    def get_index(self, key, default=None) -> int:
-        return super().get_index(_keys(key) if isinstance(key, numbers.Integral) else key, default)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.key_to_index = _TagIndex(self.key_to_index)
 
     def __getitem__(self, keys):
         if isinstance(keys, numbers.Integral):

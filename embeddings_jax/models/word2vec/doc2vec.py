@@ -117,7 +117,8 @@ class Doc2Vec(Word2Vec):
       int); corpus_file: one document a line, tagged by line number. dm: 1 PV-DM, 0 PV-DBOW.
       dm_mean: PV-DM's window input, 1 mean (default, as gensim's ``cbow_mean=1``), 0 sum.
       dm_concat: 1 for PV-DM over the concatenation of the document's row and the full window's
-      rows (a null word padding it at the document's ends; output rows ``(1 + 2 window) D`` wide).
+      rows (a null word padding it at the document's ends, and at a chunk's, which no window
+      spans; output rows ``(1 + 2 window) D`` wide).
       dbow_words: PV-DBOW also trains skip-gram word vectors. window, epochs (10),
       shrink_windows; every other keyword is :class:`Word2Vec`'s (min_count, sample, negative, hs,
       alpha, min_alpha, seed, workers, chunk_size, ...).
@@ -144,20 +145,24 @@ class Doc2Vec(Word2Vec):
                          cbow_mean=cbow_mean, trim_rule=trim_rule, callbacks=callbacks, comment=comment,
                          shrink_windows=shrink_windows, **kwargs)  # fmt: skip
 
-    # Document vectors of short documents (captions) come out better from chunks as small as the
-    # frequent-word bound allows (experiments/results/doc2vec.md), at no loss of speed.
-    _min_auto_chunk = 64
+    @property
+    def _min_auto_chunk(self) -> int:
+        """Document vectors of short documents (captions) come out better from chunks as small as
+        the frequent-word bound allows (experiments/results/doc2vec.md), at no loss of speed; not
+        with dm_concat, whose windows cut by a chunk's ends are padded with the null word."""
+        return 256 if self.dm_concat else 64
 
     def _auto_chunk(self, keep: np.ndarray, counts: np.ndarray) -> int:
         """Word2Vec's bound on frequent words' pile-ups; for PV-DBOW without word training, at
-        least two mean documents (up to 16384 tokens), so a document's vector mostly takes its
-        whole document's gradient in one step: on Brown's 2,300-word files that lifts genre
+        least two mean documents (up to 16384 tokens a step), so a document's vector mostly takes
+        its whole document's gradient in one step: on Brown's 2,300-word files that lifts genre
         accuracy from gensim's level to far above it (experiments/results/doc2vec.md)."""
         c = super()._auto_chunk(keep, counts)
         if self.dm or self.dbow_words:
             return c
         mean_document = self.vocab.raw_words / max(self.vocab.num_sentences, 1)
-        return max(c, min(_bucket(int(2 * mean_document), c), 16384))
+        whole = min(_bucket(int(2 * mean_document), 64), 16384) // (self.chunks_per_step // self.mesh.size)
+        return max(c, -(-whole // self.negative_group) * self.negative_group)
 
     @property
     def dbow(self) -> bool:
@@ -218,28 +223,28 @@ class Doc2Vec(Word2Vec):
         tags', or (``rows_by_position``, for inference) their positions."""
         if self.vocab is None:
             raise ValueError("call build_vocab(documents) before encoding or training")
-        index, rows_of = self.vocab.index, {k: i for i, k in enumerate(self.tag_keys)}
-        buf, rows = array.array("i"), array.array("i")
-        raw, n = 0, 0
-        for n, doc in enumerate(documents, 1):
-            if rows_by_position:
-                words, row = (doc.words if hasattr(doc, "words") else doc), n - 1
-                if isinstance(words, str):
-                    raise TypeError("a document must be a list of tokens, got a string; split it first")
-            else:
-                words, tag = _words_and_tag(doc)
+        rows_of, rows, kept = {k: i for i, k in enumerate(self.tag_keys)}, array.array("i"), []
+
+        def words():
+            for n, doc in enumerate(documents):
+                if rows_by_position:
+                    text = doc.words if hasattr(doc, "words") else doc
+                    if isinstance(text, str):
+                        raise TypeError("a document must be a list of tokens, got a string; split it first")
+                    rows.append(n)
+                    yield text
+                    continue
+                text, tag = _words_and_tag(doc)
                 row = rows_of.get(tag_key(tag))
                 if row is None:
-                    raise KeyError(f"document {n - 1} has tag {tag!r}, which build_vocab did not see; "
+                    raise KeyError(f"document {n} has tag {tag!r}, which build_vocab did not see; "
                                    "build the vocabulary from the documents you train on")
-            raw += len(words)
-            enc = [index[w] << 1 for w in words if w in index]
-            if enc:
-                enc[0] |= 1
-                buf.extend(enc)
                 rows.append(row)
-        tokens = np.frombuffer(buf, np.int32) if buf else np.zeros(0, np.int32)
-        return DocumentCorpus(tokens, raw, n, np.frombuffer(rows, np.int32) if rows else np.zeros(0, np.int32))
+                yield text
+
+        corpus = self.vocab.encode(words(), kept)
+        doc_rows = np.frombuffer(rows, np.int32)[kept] if kept else np.zeros(0, np.int32)
+        return DocumentCorpus(corpus.tokens, corpus.raw_words, corpus.num_sentences, doc_rows.astype(np.int32))
 
     def train(self, corpus_iterable=None, corpus_file=None, total_examples=None, total_words=None, epochs=None,
               start_alpha=None, end_alpha=None, word_count: int = 0, queue_factor: int = 2,
@@ -249,6 +254,9 @@ class Doc2Vec(Word2Vec):
         return super().train(docs, total_examples=total_examples, total_words=total_words, epochs=epochs,
                              start_alpha=start_alpha, end_alpha=end_alpha, compute_loss=compute_loss,
                              callbacks=callbacks)  # fmt: skip
+
+    def _check_trainable(self, corpus: Corpus) -> None:
+        """Any document with a known word trains (its own row is an input even alone)."""
 
     def _corpus_tables(self, corpus: Corpus, plan: _Schedule) -> dict:
         """Each sentence's ``dv`` row and how many sentences begin before each chunk."""
@@ -287,7 +295,9 @@ class Doc2Vec(Word2Vec):
         """``[N, D]`` vectors of new documents (token lists or TaggedDocuments), all trained in
         one jitted loop: ``epochs`` passes, the learning rate from ``alpha`` to ``min_alpha``
         (defaults: the model's), new rows ~ U[-1/D, 1/D] from ``seed``. Deterministic for a
-        seed and a list of documents; a document without a known word keeps its initial row."""
+        seed and a list of documents; a document without a known word keeps its initial row. A
+        document's vector depends on the batch it is inferred in (its random draws and learning
+        rate follow its position), as gensim's depend on its random state."""
         if self.params is None:
             raise ValueError("infer_vector needs a trained model: call build_vocab() and train() first")
         documents = list(documents)
@@ -297,6 +307,8 @@ class Doc2Vec(Word2Vec):
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         a0 = self.alpha if alpha is None else alpha
         a1 = self.min_alpha if min_alpha is None else min_alpha
+        if not (np.isfinite(a0) and np.isfinite(a1) and a0 > 0 and a1 >= 0):
+            raise ValueError(f"alpha must be > 0 and min_alpha >= 0, both finite (got {a0}, {a1})")
         corpus = self.encode(documents, rows_by_position=True)
         n_rows = _bucket(len(documents), 64)  # padded shapes: one compiled loop serves many calls
         init = _initial_vectors(seed, n_rows, self.vector_size)
@@ -327,7 +339,7 @@ class Doc2Vec(Word2Vec):
         counts = self.vocab.counts
         capacity = frozen._capacity(host_value(self.tables["keep"]), counts)
         cfg = dataclasses.replace(self.step_config, chunk_size=frozen.chunk_size, capacity=capacity,
-                                  frozen_words=True, compute_loss=False)  # fmt: skip
+                                  words=bool(self.dm), frozen_words=True, compute_loss=False)  # fmt: skip
         frozen.step_config, frozen._step = cfg, make_train_step(cfg, self.mesh)
         return frozen
 

@@ -420,6 +420,19 @@ class Word2Vec:
             self.last_train_timing = {"seconds": 0.0, "raw_words": corpus.raw_words * epochs,
                                       "words_per_second": 0.0, "effective_words": 0}
             return 0, corpus.raw_words * epochs
+        self._check_trainable(corpus)
+        raw_words, n_tokens = corpus.raw_words, len(corpus)
+        plan = _Schedule(len(corpus), self.chunk_size, self.chunks_per_step, self.mesh.size, self.sync_every)
+        blocks = plan.worker_blocks(corpus.tokens, self.mesh)
+        tables = {**self.tables, **self._corpus_tables(corpus, plan)}
+        del source, corpus  # an encoded corpus read here is freed before its blocks are placed
+        tokens = _put_blocks(blocks, plan.block_length, self.mesh)
+        release_free_memory()  # the host copies just freed, before the step's compilation needs memory
+        self._run(plan, tokens, tables, raw_words, n_tokens, epochs, a0, a1, callbacks)
+        return self.last_train_stats["kept_words"], raw_words * epochs
+
+    def _check_trainable(self, corpus: Corpus) -> None:
+        """Refuses a corpus in which no word has a context."""
         if len(corpus) <= self.window:
             raise ValueError(
                 f"the corpus has {len(corpus)} in-vocabulary words, not more than window="
@@ -430,15 +443,6 @@ class Word2Vec:
                 "every sentence has fewer than 2 in-vocabulary words, so no word has a context; "
                 "the corpus is smaller than one window"
             )
-        raw_words, n_tokens = corpus.raw_words, len(corpus)
-        plan = _Schedule(len(corpus), self.chunk_size, self.chunks_per_step, self.mesh.size, self.sync_every)
-        blocks = plan.worker_blocks(corpus.tokens, self.mesh)
-        tables = {**self.tables, **self._corpus_tables(corpus, plan)}
-        del source, corpus  # an encoded corpus read here is freed before its blocks are placed
-        tokens = _put_blocks(blocks, plan.block_length, self.mesh)
-        release_free_memory()  # the host copies just freed, before the step's compilation needs memory
-        self._run(plan, tokens, tables, raw_words, n_tokens, epochs, a0, a1, callbacks)
-        return self.last_train_stats["kept_words"], raw_words * epochs
 
     def _corpus_tables(self, corpus: Corpus, plan: _Schedule) -> dict:
         """Device tables of this corpus (beyond the vocabulary's ``self.tables``): none here."""
@@ -551,6 +555,7 @@ class Word2Vec:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             **self._extra_meta(),
+            "model": type(self).__name__,
             "hparams": self.hparams(),
             "epochs_trained": self.epochs_trained,
             "vocab": {
@@ -576,6 +581,9 @@ class Word2Vec:
         if not meta_file.is_file():
             raise FileNotFoundError(f"{path} is not a saved Word2Vec model (no word2vec.json)")
         meta = json.loads(meta_file.read_text())
+        saved = meta.get("model", "Word2Vec")  # files written before the field hold Word2Vec models
+        if saved != cls.__name__ and not (saved == "Word2Vec" and cls.__name__ == "FastText"):
+            raise ValueError(f"{path} holds a saved {saved} model; load it with {saved}.load")
         if devices is None:  # as many devices as the saved chunks_per_step can be split over
             import math
 

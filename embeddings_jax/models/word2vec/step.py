@@ -100,9 +100,11 @@ def chunk_updates(params, tables, ids, sents, key, alpha, cfg: StepConfig, negs=
     """Sparse updates of one chunk, computed from the current ``params``.
 
     Args:
-      params: ``{"syn0": [V, D], "syn1neg": [V, D] (negative > 0), "syn1": [V - 1, D] (hs)}``.
+      params: ``{"syn0": [V, D], "syn1neg": [V, D] (negative > 0), "syn1": [V - 1, D] (hs)}``,
+        and ``"dv": [N, D]`` (Doc2Vec).
       tables: device constants: ``keep [V]``, ``accept``/``alias [V]`` (negatives),
-        ``codes``/``points [V, L]``, ``lengths [V]`` (hs).
+        ``codes``/``points [V, L]``, ``lengths [V]`` (hs); Doc2Vec's ``doc_rows [S]`` (each
+        sentence's row of ``dv``), ``sentences_before`` and ``null_row`` (dm_concat).
       ids: ``[C] int32`` token ids; sents: ``[C] int32`` sentence ids, ``-1`` for padding.
       key: PRNG key of this chunk (or its bits); alpha: learning rate (scalar).
       sentences_before: (Doc2Vec) corpus sentences begun before the chunk (see :func:`sample_chunk`).

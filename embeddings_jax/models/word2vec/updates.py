@@ -430,7 +430,7 @@ def cbow_input(win: Windows, cfg: StepConfig, doc: DocInputs | None = None):
 def concat_input(win: Windows, doc: DocInputs, null_row: jax.Array) -> jax.Array:
     """PV-DM over concatenated windows (gensim's ``dm_concat``): ``[C, (1 + 2W) D]``, the
     document's row then the row at each offset ``-W..-1, 1..W`` of the full window, the null
-    word's row where the window leaves the document."""
+    word's row where the window leaves the document, or the chunk (no window spans chunks)."""
     parts = [jnp.where(m[:, None] > 0, win.context(o), null_row) for m, o in zip(win.masks, win.offsets)]
     return jnp.concatenate([doc.x] + parts, axis=1)
 
