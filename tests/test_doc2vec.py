@@ -208,6 +208,7 @@ def test_gensim_surface_tags_and_keys(docs):
     assert model.dv.most_similar(0, topn=3)[0][0] != "0"
     # Every lookup of the base class takes int tags; what is not a tag is absent, not an error.
     np.testing.assert_allclose(model.dv.get_mean_vector([0, 2]), model.dv.get_mean_vector(["0", "2"]))
+    assert model.dv.similarity(0, 2) == model.dv.similarity("0", "2") and model.dv.distance(0, "doc1") >= 0
     assert model.dv.doesnt_match([0, 2, "doc1"]) in (0, 2, "doc1")  # the keys as given
     assert -1 not in model.dv and True not in model.dv and 2.0 not in model.dv
     assert model.dbow and model.wv.vectors.shape[0] == len(model.vocab)

@@ -74,13 +74,6 @@ class DocumentVectors(KeyedVectors):
         return super().__getitem__(keys)
 
     def most_similar(self, positive=None, negative=None, *args, **kwargs):
+        # The base class tells keys from vectors by ``isinstance(item, str)``.
         return super().most_similar(_keys(positive), _keys(negative), *args, **kwargs)
 
-    def similar_by_key(self, key, *args, **kwargs):
-        return super().similar_by_key(_keys(key), *args, **kwargs)
-
-    def similarity(self, w1, w2) -> float:
-        return super().similarity(_keys(w1), _keys(w2))
-
-    def distance(self, w1, w2) -> float:
-        return super().distance(_keys(w1), _keys(w2))

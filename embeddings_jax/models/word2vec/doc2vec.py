@@ -212,10 +212,6 @@ class Doc2Vec(Word2Vec):
         super().reset_params()
         dv = _initial_vectors(self.seed + DV_SEED_OFFSET, len(self.tag_keys), self.vector_size)
         self.params["dv"] = _replicate(dv, self.mesh)
-        if self.dm_concat:  # output rows as wide as the concatenated input
-            for name, table in list(self.params.items()):
-                if name in ("syn1neg", "syn1"):
-                    self.params[name] = _replicate(np.zeros((table.shape[0], self.layer1_size), np.float32), self.mesh)
 
     # ---------------------------------------------------------------- corpus
     def encode(self, documents, rows_by_position: bool = False) -> DocumentCorpus:

@@ -291,12 +291,17 @@ class Word2Vec:
         self._wv = None
         return self
 
+    @property
+    def layer1_size(self) -> int:
+        """Width of the output rows (gensim's name): ``vector_size``."""
+        return self.vector_size
+
     def reset_params(self):
         """Fresh random input vectors and zero output vectors (vocabulary and tables kept)."""
         self.params = None  # free the old tables first
         self.params = init_params(
             self.seed, len(self.vocab), self.vector_size, bool(self.negative),
-            bool(self.hs), self.mesh,
+            bool(self.hs), self.mesh, self.layer1_size,
         )  # fmt: skip
         self.epochs_trained = 0
         self._wv = None
@@ -775,8 +780,10 @@ def _replicate(tree, mesh: Mesh):
     return jax.device_put(tree, replicated(mesh))
 
 
-def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh) -> dict:
-    """Tables replicated on ``mesh``: input vectors ~ U[-1/D, 1/D], output vectors zero.
+def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh,
+                out_dim: int | None = None) -> dict:
+    """Tables replicated on ``mesh``: input vectors ~ U[-1/D, 1/D], output vectors zero and
+    ``out_dim`` wide (default ``d``; Doc2Vec's dm_concat feeds them a wider input).
 
     This is gensim 4's initialisation (twice the range of the original C tool's U[-0.5/D, 0.5/D]);
     the scale matters because output vectors start at zero, so their first updates are
@@ -786,8 +793,9 @@ def init_params(seed: int, v: int, d: int, negative: bool, hs: bool, mesh: Mesh)
     sharding = replicated(mesh)
     params = {"syn0": jax.block_until_ready(jax.device_put(syn0, sharding))}
     del syn0
+    width = d if out_dim is None else out_dim
     zeros = jax.jit(
-        lambda n: jnp.zeros((n, d), jnp.float32), static_argnums=0, out_shardings=sharding
+        lambda n: jnp.zeros((n, width), jnp.float32), static_argnums=0, out_shardings=sharding
     )
     if negative:
         params["syn1neg"] = zeros(v)

@@ -558,8 +558,7 @@ def updates_from_draws(params, tables, draws: dict, alpha, cfg: StepConfig):
     if cfg.words:
         updates["syn0"] = input_updates(win, d_x)
     if cfg.doc == "dmc":  # the null word's row is trained too, as gensim's
-        rows, deltas = updates["syn0"]
-        updates["syn0"] = (jnp.concatenate([rows, null[None]]), jnp.concatenate([deltas, d_null[None]]))
+        updates = _merge(updates, {"syn0": (null[None], d_null[None])})
     if cfg.doc:
         updates["dv"] = (doc.rows, d_doc)
     if cfg.frozen_words:
